@@ -1,0 +1,295 @@
+"""The ``opsconsole`` command line.
+
+The verbs are how CI and scripts use opsconsole, so they are stable:
+
+    opsconsole                      the console's home screen
+    opsconsole run RUNBOOK          the console at that runbook
+    opsconsole demo                 the built-in sandbox + the console
+    opsconsole lint PATH...         0 clean, 1 with ``path:line: message`` lines
+    opsconsole show RUNBOOK --json  the parsed outline
+    opsconsole check RUNBOOK ...    headless run: 0 passed, 1 a step failed, 2 usage/runbook error
+    opsconsole audit verify         check the audit log's hash chain
+
+Only ``run``/``demo``/no verb import Textual (lazily): ``lint``, ``check``
+and ``--help`` stay fast in CI. No command shows a traceback: unexpected
+errors are written to ``<state>/crash.log`` and summarised in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Config, ConsoleSettings, bundled_runbooks_dir, load_config, state_dir
+from .errors import OpsConsoleError, RunbookError
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="opsconsole",
+        description="Turn Markdown runbooks into interactive, audited checks.",
+    )
+    parser.add_argument("--config", type=Path, help="environment config (TOML); "
+                        "default $OPSCONSOLE_CONFIG or the platform config dir")
+    parser.add_argument("--env", help="environment to use (default: the config's default)")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+
+    run = verbs.add_parser("run", help="open the console at a runbook")
+    run.add_argument("runbook", type=Path)
+    run.add_argument("--env", dest="run_env", help="environment to use")
+
+    demo = verbs.add_parser("demo", help="start the built-in sandbox and open the console on it")
+    demo.add_argument("--fault", action="append", default=[], metavar="NAME",
+                      help="inject a sandbox fault from the start (repeatable)")
+
+    lint = verbs.add_parser("lint", help="check runbooks; prints path:line: message per problem")
+    lint.add_argument("paths", nargs="+", type=Path)
+
+    show = verbs.add_parser("show", help="print a runbook's parsed outline")
+    show.add_argument("runbook", type=Path)
+    show.add_argument("--json", action="store_true", help="machine-readable outline")
+
+    check = verbs.add_parser("check", help="run a runbook headless (no screen, no questions)")
+    check.add_argument("runbook", type=Path)
+    target = check.add_mutually_exclusive_group()
+    target.add_argument("--env", dest="check_env", help="environment to run against")
+    target.add_argument("--sandbox", action="store_true",
+                        help="start the built-in sandbox for the duration and run against it")
+    check.add_argument("--fault", action="append", default=[], metavar="NAME",
+                       help="with --sandbox: inject this fault (repeatable)")
+    check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report")
+
+    audit = verbs.add_parser("audit", help="audit log tools")
+    audit_verbs = audit.add_subparsers(dest="audit_verb", metavar="ACTION", required=True)
+    verify = audit_verbs.add_parser("verify", help="verify the hash chain; names the first bad record")
+    verify.add_argument("--log", type=Path, help="audit log file (default: <state>/audit.jsonl)")
+    return parser
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> int:
+    print(f"opsconsole: error: {message}", file=sys.stderr)
+    return code
+
+
+def _runbook_paths(config: Config) -> list[Path]:
+    return [bundled_runbooks_dir(), *(Path(p).expanduser() for p in config.runbook_paths)]
+
+
+def cmd_lint(paths: Sequence[Path]) -> int:
+    from .loader import lint_paths
+
+    errors = lint_paths(paths)
+    for error in errors:
+        print(error)
+    return EXIT_FAILED if errors else EXIT_OK
+
+
+def cmd_show(path: Path, as_json: bool) -> int:
+    from .loader import load_runbook
+
+    runbook = load_runbook(path)
+    outline = {
+        "id": runbook.id,
+        "title": runbook.title,
+        "service": runbook.service,
+        "tags": runbook.tags,
+        "variables": runbook.variables,
+        "secrets": runbook.secrets,
+        "sections": [
+            {"title": s.title, "level": s.level, "line": s.line, "steps": s.step_ids}
+            for s in runbook.sections
+        ],
+        "steps": [
+            {"id": s.id, "kind": s.kind.value, "title": s.title, "line": s.line,
+             "section": runbook.sections[s.section].title, "mutating": s.mutating}
+            for s in runbook.steps
+        ],
+        "checklists": [
+            {"id": s.id, "text": s.spec.text, "line": s.line, "section": runbook.sections[s.section].title}
+            for s in runbook.steps if s.kind.value == "manual"
+        ],
+        "commands": [
+            {"id": s.id, "run": s.spec.run, "line": s.line, "plain": s.spec.plain}
+            for s in runbook.steps if s.kind.value == "command"
+        ],
+    }
+    if as_json:
+        print(json.dumps(outline, indent=2, ensure_ascii=False))
+        return EXIT_OK
+    print(f"{runbook.title} ({runbook.id})  {runbook.path}")
+    for section in runbook.sections:
+        print(f"{'  ' * max(section.level - 1, 0)}{section.title}  [line {section.line}]")
+        for step_id in section.step_ids:
+            step = runbook.step(step_id)
+            flag = " (mutating)" if step.mutating else ""
+            print(f"{'  ' * section.level}- {step.kind.value:8} {step.title}{flag}  [line {step.line}]")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str | None) -> int:
+    from .headless import SimulatedOperator, run_check
+    from .loader import load_runbook
+
+    if args.fault and not args.sandbox:
+        return _fail("--fault needs --sandbox")
+    runbook = load_runbook(args.runbook)
+    sandbox = None
+    try:
+        if args.sandbox:
+            from .sandbox import Sandbox
+
+            try:
+                sandbox = Sandbox(faults=args.fault)
+            except ValueError as exc:
+                return _fail(str(exc))
+            sandbox.start()
+            sandbox.install_keyring()
+            config = load_config(sandbox.config_path)
+            environment = config.environment(sandbox.environment_name)
+            home = state_dir() / "sandbox"
+            operator = SimulatedOperator()
+        else:
+            config = load_config(config_path)
+            environment = config.environment(env_name)
+            home = state_dir()
+            operator = None
+
+        def progress(step: object, entry: dict[str, object]) -> None:
+            if not args.json:
+                mark = {"passed": "✓", "failed": "✗", "skipped": "↷"}[str(entry["status"])]
+                print(f"{mark} {entry['id']}: {entry['title']}", file=sys.stderr, flush=True)
+
+        report = asyncio.run(run_check(runbook, environment, home, operator=operator, on_step=progress))
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    if args.junit:
+        from .run import atomic_write
+
+        atomic_write(args.junit, report.to_junit())
+    print(report.to_json() if args.json else report.to_text())
+    return report.exit_code
+
+
+def cmd_audit_verify(log: Path | None) -> int:
+    from .audit import verify
+
+    path = log or state_dir() / "audit.jsonl"
+    verdict = verify(path)
+    if verdict.ok:
+        print(f"{path}: OK, {verdict.records} records, chain intact")
+        return EXIT_OK
+    where = f"{path}:{verdict.line}" if verdict.line else str(path)
+    print(f"{where}: {verdict.message} ({verdict.records} records verified before it)")
+    return EXIT_FAILED
+
+
+def _console(settings: ConsoleSettings) -> int:
+    from screens.app import run_console
+
+    return run_console(settings)
+
+
+def cmd_console(config_path: Path | None, env_name: str | None, runbook: Path | None) -> int:
+    config = load_config(config_path)
+    if env_name is not None:
+        config.environment(env_name)  # unknown names fail here, before the screen opens
+    if runbook is not None:
+        from .loader import load_runbook
+
+        load_runbook(runbook)
+    paths = _runbook_paths(config)
+    if runbook is not None:
+        paths.append(runbook)
+    settings = ConsoleSettings(
+        config=config, home=state_dir(), runbook_paths=paths,
+        environment=env_name, initial_runbook=runbook,
+    )
+    return _console(settings)
+
+
+def cmd_demo(faults: list[str]) -> int:
+    from .sandbox import Sandbox
+
+    try:
+        sandbox = Sandbox(faults=faults)
+    except ValueError as exc:
+        return _fail(str(exc))
+    print("Starting the demo sandbox on loopback…", file=sys.stderr, flush=True)
+    sandbox.start()
+    try:
+        sandbox.install_keyring()
+        config = load_config(sandbox.config_path)
+        home = state_dir() / "sandbox"
+        settings = ConsoleSettings(
+            config=config, home=home, runbook_paths=[bundled_runbooks_dir()],
+            environment=sandbox.environment_name, sandbox=sandbox,
+            evidence_dir=home / "evidence",
+        )
+        return _console(settings)
+    finally:
+        sandbox.stop()
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.verb == "lint":
+        return cmd_lint(args.paths)
+    if args.verb == "show":
+        return cmd_show(args.runbook, args.json)
+    if args.verb == "check":
+        return cmd_check(args, args.config, args.check_env or args.env)
+    if args.verb == "audit":
+        return cmd_audit_verify(args.log)
+    if args.verb == "demo":
+        return cmd_demo(args.fault)
+    if args.verb == "run":
+        return cmd_console(args.config, args.run_env or args.env, args.runbook)
+    return cmd_console(args.config, args.env, None)
+
+
+def _crash_log(exc: BaseException) -> Path | None:
+    try:
+        path = state_dir() / "crash.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from .secrets import redact_everywhere
+
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(redact_everywhere("".join(traceback.format_exception(exc))) + "\n")
+        return path
+    except OSError:
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except RunbookError as exc:
+        for error in getattr(exc, "errors", [exc]):
+            print(error, file=sys.stderr)
+        return EXIT_USAGE
+    except OpsConsoleError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("opsconsole: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the operator gets one line, the log gets the rest
+        where = _crash_log(exc)
+        from .secrets import redact_everywhere
+
+        detail = f"; details in {where}" if where else ""
+        return _fail(redact_everywhere(f"unexpected {type(exc).__name__}: {exc}{detail}"), 3)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
