@@ -160,8 +160,13 @@ def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[An
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        line = first_line + (mark.line if mark else 0)
         problem = exc.problem or exc.context or "invalid YAML"
+        if exc.context_mark is not None and "<stream end>" in problem:
+            # "got <stream end>" points past the block; where the construct opened is useful
+            mark = exc.context_mark
+            problem = f"{exc.context} that is never closed ({problem})"
+        last = max(len(text.rstrip("\n").splitlines()) - 1, 0)
+        line = first_line + min(mark.line if mark else 0, last)
         parse.error(line, f"{what}: invalid YAML: {problem}")
         return None, None
     except yaml.YAMLError as exc:

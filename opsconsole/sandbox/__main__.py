@@ -1,0 +1,78 @@
+"""``python -m opsconsole.sandbox serve control-plane|runner [--port N]``
+
+The sandbox's stand-ins for ``uvicorn domain_expansion.main:app`` and
+``uvicorn runner.main:app``: settings come from the environment and are
+validated before any port is bound, so a bad configuration fails immediately
+with exit status 78 (EX_CONFIG) and a ValidationError naming each bad
+variable; a good one serves in the foreground until the process is stopped.
+
+Run this way, each service has its own in-memory job store (the real ones
+share Postgres); inside :class:`opsconsole.sandbox.Sandbox` they share one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from .v2 import (
+    ControlPlaneSettings,
+    FaultSwitches,
+    JobStore,
+    RunnerSettings,
+    create_control_plane_app,
+    create_runner_app,
+    describe_settings_error,
+)
+
+EX_USAGE = 64
+EX_CONFIG = 78
+DEFAULT_PORTS = {"control-plane": 8000, "runner": 8010}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m opsconsole.sandbox",
+        description="Run one opsconsole sandbox service in the foreground.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser(
+        "serve", help="validate the service's settings from the environment, then serve it"
+    )
+    serve.add_argument("service", choices=sorted(DEFAULT_PORTS))
+    serve.add_argument(
+        "--port", type=int, help="port on 127.0.0.1 (default: $PORT, else 8000 / 8010)"
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        if args.service == "control-plane":
+            control = ControlPlaneSettings.from_env(os.environ)
+            app = create_control_plane_app(control, JobStore(), FaultSwitches())
+        else:
+            runner = RunnerSettings.from_env(os.environ)
+            app = create_runner_app(runner, JobStore(), FaultSwitches())
+    except ValidationError as exc:
+        print(describe_settings_error(exc, args.service), file=sys.stderr)
+        return EX_CONFIG
+
+    port = args.port
+    if port is None:
+        raw = os.environ.get("PORT", "").strip()
+        if raw and not raw.isdigit():
+            print(f"{args.service}: PORT must be a port number", file=sys.stderr)
+            return EX_USAGE
+        port = int(raw) if raw else DEFAULT_PORTS[args.service]
+
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, http="h11", ws="none", lifespan="on")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,667 @@
+"""The V2 control plane and its job runner (source runbook 004), as sandbox services.
+
+The contract, in the seed's words: the control plane writes every job to
+``ops_jobs`` (``queued``), delegates the work to the runner over HTTP with a
+short timeout, and the runner moves the job to ``running`` on accept and to
+``succeeded``/``failed`` when done; both "connect to the same Postgres
+database". Here that database is :class:`JobStore`, one in-memory object both
+apps share. ``DATABASE_URL`` is still required and validated exactly as the
+real services do (PostgreSQL only, fail fast) but never connected to: there is
+no Postgres in the sandbox.
+
+Settings are pydantic models read from environment-style mappings, so a bad
+configuration raises a real :class:`pydantic.ValidationError` before any port
+is bound, like the services' pydantic-settings classes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+__all__ = [
+    "DEFAULT_RUNNER_ALLOWLIST",
+    "FAULTS",
+    "RUNNER_TIMEOUT_SECONDS",
+    "FEATURE_FLAGS",
+    "SLOW_RESPONSE_SECONDS",
+    "ControlPlaneSettings",
+    "FaultSwitches",
+    "JobStore",
+    "RunnerSettings",
+    "check_fault_names",
+    "create_control_plane_app",
+    "create_runner_app",
+    "describe_settings_error",
+]
+
+FAULTS: dict[str, str] = {
+    "runner-down": "the runner is not listening: its port refuses connections",
+    "runner-rejects-token": "the runner's token was rotated: it rejects the token the "
+    "control plane sends (401)",
+    "job-fails": "the runner accepts jobs, then marks them failed (upstream returned 503)",
+    "debug-leaks-token": "/debug/env leaks the runner token (the leakage grep must catch it)",
+    "slow-control-plane": "every control-plane response is delayed by 2.5 s",
+}
+
+DEFAULT_RUNNER_ALLOWLIST = ("nearsight_collect_refresh", "captorator_compose", "metrics_refresh")
+#: "Runner trigger endpoint uses short timeout (10 seconds)"
+RUNNER_TIMEOUT_SECONDS = 10.0
+SLOW_RESPONSE_SECONDS = 2.5
+FEATURE_FLAGS = (
+    "NEARSIGHT_ENABLED",
+    "CAPTORATOR_ENABLED",
+    "JOBS_ENABLED",
+    "NOTION_ENABLED",
+    "RUNNER_ENABLED",
+    "FEATURE_METRICS",
+)
+_PRODUCTION_ENVS = frozenset({"prod", "production"})
+_MAX_BODY_BYTES = 1024 * 1024
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def _database_kind(url: str) -> str:
+    scheme = urlsplit(url).scheme.lower()
+    return scheme.partition("+")[0] or "unknown"
+
+
+def _require_postgres(value: SecretStr) -> SecretStr:
+    # The URL may carry a password: messages name the scheme only, never the value.
+    url = value.get_secret_value().strip()
+    if not url:
+        raise ValueError("DATABASE_URL is required and must not be empty")
+    kind = _database_kind(url)
+    if kind not in ("postgres", "postgresql"):
+        raise ValueError(f"DATABASE_URL must point to PostgreSQL (got {kind})")
+    return SecretStr(url)
+
+
+def _require_non_empty(value: SecretStr, info: ValidationInfo) -> SecretStr:
+    if not value.get_secret_value().strip():
+        raise ValueError(f"{_alias(info)} is required and must not be empty")
+    return value
+
+
+def _alias(info: ValidationInfo) -> str:
+    return (info.field_name or "").upper()
+
+
+class _EnvSettings(BaseModel):
+    # hide_input_in_errors: a ValidationError's text must never echo a secret value.
+    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Self:
+        """Validate the variables this service reads from ``environ`` (e.g. ``os.environ``)."""
+        names = {field.alias or name for name, field in cls.model_fields.items()}
+        return cls.model_validate({name: environ[name] for name in names if name in environ})
+
+
+class ControlPlaneSettings(_EnvSettings):
+    app_env: str = Field("local", alias="APP_ENV")
+    database_url: SecretStr = Field(alias="DATABASE_URL")
+    secret_key: SecretStr = Field(alias="SECRET_KEY")
+    ops_api_key: SecretStr | None = Field(None, alias="OPS_API_KEY", validate_default=True)
+    runner_url: str | None = Field(None, alias="RUNNER_URL", repr=False)
+    runner_token_outbound: SecretStr | None = Field(None, alias="RUNNER_TOKEN_OUTBOUND")
+    # "Default: all features disabled"
+    nearsight_enabled: bool = Field(False, alias="NEARSIGHT_ENABLED")
+    captorator_enabled: bool = Field(False, alias="CAPTORATOR_ENABLED")
+    jobs_enabled: bool = Field(False, alias="JOBS_ENABLED")
+    notion_enabled: bool = Field(False, alias="NOTION_ENABLED")
+    runner_enabled: bool = Field(False, alias="RUNNER_ENABLED")
+    feature_metrics: bool = Field(False, alias="FEATURE_METRICS")
+
+    _check_database_url = field_validator("database_url")(_require_postgres)
+    _check_secret_key = field_validator("secret_key")(_require_non_empty)
+
+    @field_validator("app_env")
+    @classmethod
+    def _normalise_env(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("APP_ENV must not be empty")
+        return value
+
+    @field_validator("runner_url")
+    @classmethod
+    def _check_runner_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("RUNNER_URL must be an http:// or https:// URL")
+        return value
+
+    @field_validator("ops_api_key")
+    @classmethod
+    def _check_ops_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            value = None
+        if value is None and str(info.data.get("app_env", "")).lower() in _PRODUCTION_ENVS:
+            raise ValueError("OPS_API_KEY is required when APP_ENV is prod/production")
+        return value
+
+    @field_validator("runner_token_outbound")
+    @classmethod
+    def _check_outbound(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            return None
+        return value
+
+    @model_validator(mode="after")
+    def _runner_needs_its_address(self) -> Self:
+        if self.runner_enabled:
+            missing = [
+                name
+                for name, value in (
+                    ("RUNNER_URL", self.runner_url),
+                    ("RUNNER_TOKEN_OUTBOUND", self.runner_token_outbound),
+                )
+                if value is None
+            ]
+            if missing:
+                raise ValueError(f"RUNNER_ENABLED requires {' and '.join(missing)}")
+        return self
+
+    def flags(self) -> dict[str, bool]:
+        return {name: getattr(self, name.lower()) for name in FEATURE_FLAGS}
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env.lower() in _PRODUCTION_ENVS
+
+
+class RunnerSettings(_EnvSettings):
+    database_url: SecretStr = Field(alias="DATABASE_URL")
+    runner_token: SecretStr = Field(alias="RUNNER_TOKEN")
+    runner_allowlist: tuple[str, ...] = Field(DEFAULT_RUNNER_ALLOWLIST, alias="RUNNER_ALLOWLIST")
+
+    _check_database_url = field_validator("database_url")(_require_postgres)
+    _check_runner_token = field_validator("runner_token")(_require_non_empty)
+
+    @field_validator("runner_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",")]
+        if isinstance(value, list | tuple):
+            value = tuple(part for part in value if part)
+            if not value:
+                raise ValueError("RUNNER_ALLOWLIST must name at least one job type")
+        return value
+
+
+def describe_settings_error(exc: ValidationError, service: str) -> str:
+    """A readable, secret-free account of why ``service`` refused to start."""
+    count = exc.error_count()
+    lines = [
+        f"{service}: refusing to start: ValidationError: {count} invalid setting"
+        f"{'s' if count != 1 else ''} ({exc.title})"
+    ]
+    for error in exc.errors(include_url=False, include_input=False, include_context=True):
+        # Upper-cased: a defaulted field is reported by its name, not its variable.
+        where = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, Exception):
+            lines.append(f"  {where}: {type(cause).__name__}: {cause}")
+        else:
+            lines.append(f"  {where}: {error['msg']}")
+    lines.append("Fix the environment variables above and start it again.")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- job store
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed"})
+
+
+class JobStore:
+    """``ops_jobs`` and ``ops_job_events``, kept in memory and shared by both services."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._events: dict[str, list[dict[str, str]]] = {}
+        # Read from the test/UI thread while the services write on the sandbox loop.
+        self._lock = threading.Lock()
+
+    def create(
+        self, job_type: str, payload: Mapping[str, Any], *, job_id: str | None = None
+    ) -> dict[str, Any]:
+        stamp = _now()
+        job: dict[str, Any] = {
+            "id": job_id or str(uuid.uuid4()),
+            "job_type": job_type,
+            "status": "queued",
+            "payload": dict(payload),
+            "created_at": stamp,
+            "updated_at": stamp,
+            "result": None,
+            "error": None,
+        }
+        with self._lock:
+            if job["id"] in self._jobs:
+                raise KeyError(job["id"])
+            self._jobs[job["id"]] = job
+            self._events[job["id"]] = [{"status": "queued", "at": stamp}]
+            return dict(job)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            return {**job, "events": [dict(event) for event in self._events[job_id]]}
+
+    def recent(self, limit: int) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(job) for job in list(self._jobs.values())[::-1][:limit]]
+
+    def transition(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        result: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> dict[str, Any]:
+        """Move a job forward; a finished job never changes again."""
+        with self._lock:
+            job = self._jobs[job_id]
+            if job["status"] in TERMINAL_STATUSES or job["status"] == status:
+                return dict(job)
+            stamp = _now()
+            job.update(
+                status=status,
+                updated_at=stamp,
+                result=dict(result) if result is not None else job["result"],
+                error=error if error is not None else job["error"],
+            )
+            self._events[job_id].append({"status": status, "at": stamp})
+            return dict(job)
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = dict.fromkeys(("queued", "running", "succeeded", "failed"), 0)
+            for job in self._jobs.values():
+                counts[job["status"]] = counts.get(job["status"], 0) + 1
+            return {"total": len(self._jobs), **counts}
+
+
+# --------------------------------------------------------------------------- faults
+
+
+class FaultSwitches:
+    """Which faults are on; flipped from the operator's thread, read by the services."""
+
+    def __init__(self, active: Iterable[str] = ()) -> None:
+        self._active = frozenset(check_fault_names(active))
+
+    @property
+    def active(self) -> frozenset[str]:
+        return self._active
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._active
+
+    def set(self, name: str, on: bool) -> None:
+        check_fault_names([name])
+        # Replacing an immutable set keeps readers on another thread consistent without a lock.
+        self._active = self._active | {name} if on else self._active - {name}
+
+
+def check_fault_names(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    unknown = [name for name in names if name not in FAULTS]
+    if unknown:
+        raise ValueError(
+            f"unknown fault {', '.join(map(repr, unknown))}; valid faults: {', '.join(FAULTS)}"
+        )
+    return names
+
+
+# --------------------------------------------------------------------------- shared HTTP bits
+
+
+def _detail(status_code: int, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail, **extra}, status_code=status_code)
+
+
+async def _http_error_as_json(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _crash_as_json(request: Request, exc: Exception) -> Response:
+    return _detail(500, "Internal Server Error")
+
+
+_EXCEPTION_HANDLERS = {HTTPException: _http_error_as_json, Exception: _crash_as_json}
+
+
+def _same_secret(presented: str | None, expected: str | None) -> bool:
+    if not presented or not expected:
+        return False
+    return hmac.compare_digest(presented.encode(), expected.encode())
+
+
+class JobRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    job_type: StrictStr = Field(min_length=1)
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunnerDispatch(JobRequest):
+    job_id: StrictStr | None = Field(None, min_length=1)
+
+
+_Body = TypeVar("_Body", bound=BaseModel)
+
+
+async def _read_body(request: Request, model: type[_Body]) -> _Body | Response:
+    try:
+        data = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError):
+        return _detail(422, "Request body must be a JSON object (invalid JSON)")
+    if not isinstance(data, dict):
+        return _detail(422, "Request body must be a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+        return _detail(422, f"Invalid job request: {problems}")
+
+
+# --------------------------------------------------------------------------- control plane
+
+
+class _SlowResponses:
+    """ASGI middleware for the ``slow-control-plane`` fault."""
+
+    def __init__(self, app: ASGIApp, faults: FaultSwitches) -> None:
+        self.app = app
+        self.faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "slow-control-plane" in self.faults:
+            await asyncio.sleep(SLOW_RESPONSE_SECONDS)
+        await self.app(scope, receive, send)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def create_control_plane_app(
+    settings: ControlPlaneSettings, store: JobStore, faults: FaultSwitches
+) -> Starlette:
+    """The control plane: ops routes under both ``/api/v1/ops`` and ``/api/ops``."""
+    ops_key = settings.ops_api_key.get_secret_value() if settings.ops_api_key else None
+    outbound = (
+        settings.runner_token_outbound.get_secret_value()
+        if settings.runner_token_outbound
+        else None
+    )
+
+    # One client for the app's life (its TLS setup is too slow to repeat per request);
+    # an app served without lifespan events falls back to a client per dispatch.
+    runner_client: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+            runner_client.append(client)
+            try:
+                yield
+            finally:
+                runner_client.remove(client)
+
+    async def dispatch(url: str, **kwargs: Any) -> httpx.Response:
+        if runner_client:
+            return await runner_client[0].post(url, **kwargs)
+        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+            return await client.post(url, **kwargs)
+
+    def ops_route(path: str, endpoint: Endpoint, methods: list[str], flag: str | None) -> Route:
+        async def guarded(request: Request) -> Response:
+            # Auth before the feature gate: an unauthenticated caller learns nothing.
+            if not _same_secret(request.headers.get("x-ops-key"), ops_key):
+                return _detail(401, "Invalid or missing X-Ops-Key")
+            if flag is not None and not getattr(settings, flag.lower()):
+                return _detail(404, f"Feature disabled: {flag}")
+            return await endpoint(request)
+
+        return Route(path, guarded, methods=methods)
+
+    async def create_job(request: Request) -> Response:
+        body = await _read_body(request, JobRequest)
+        if isinstance(body, Response):
+            return body
+        return JSONResponse(store.create(body.job_type, body.payload), status_code=201)
+
+    async def list_jobs(request: Request) -> Response:
+        raw = request.query_params.get("limit", "20")
+        try:
+            limit = int(raw)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            return _detail(422, "limit must be an integer between 1 and 100")
+        return JSONResponse({"jobs": store.recent(limit)})
+
+    async def read_job(request: Request) -> Response:
+        job = store.get(request.path_params["job_id"])
+        if job is None:
+            return _detail(404, "Job not found")
+        return JSONResponse(job)
+
+    async def trigger_runner(request: Request) -> Response:
+        body = await _read_body(request, JobRequest)
+        if isinstance(body, Response):
+            return body
+        job = store.create(body.job_type, body.payload)
+        job_id = job["id"]
+        # Settings refuse RUNNER_ENABLED without both, and this route needs RUNNER_ENABLED.
+        assert settings.runner_url is not None and outbound is not None
+        try:
+            reply = await dispatch(
+                f"{settings.runner_url}/jobs",
+                headers={"X-Runner-Token": outbound},
+                json={"job_id": job_id, "job_type": body.job_type, "payload": body.payload},
+            )
+        except httpx.HTTPError:
+            # httpx's messages name the runner URL: none of it may reach the caller.
+            store.transition(job_id, "failed", error="Runner unreachable")
+            return _detail(502, "Runner unreachable", job_id=job_id)
+        if reply.status_code == 202:
+            current = store.get(job_id) or job
+            return JSONResponse(
+                {"job_id": job_id, "job_type": body.job_type, "status": current["status"]},
+                status_code=202,
+            )
+        if reply.status_code == 401:
+            store.transition(job_id, "failed", error="Runner rejected the token (401)")
+            return _detail(502, "Runner rejected the request (401 Unauthorized)", job_id=job_id)
+        if reply.status_code == 403:
+            detail = _runner_detail(reply) or "Runner refused the job (403 Forbidden)"
+            store.transition(job_id, "failed", error=detail)
+            return _detail(403, detail, job_id=job_id)
+        store.transition(job_id, "failed", error=f"Runner returned HTTP {reply.status_code}")
+        return _detail(
+            502, f"Runner returned an unexpected status ({reply.status_code})", job_id=job_id
+        )
+
+    async def debug_env(request: Request) -> Response:
+        # Shaped for `grep -i "token\|url\|key"` to find nothing: no such names or values.
+        report: dict[str, Any] = {
+            "app_env": settings.app_env,
+            "features": settings.flags(),
+            "database": _database_kind(settings.database_url.get_secret_value()),
+            "runner": "configured" if settings.runner_url else "not configured",
+            "jobs": store.counts(),
+        }
+        if "debug-leaks-token" in faults:
+            report["runner_token"] = outbound
+        return JSONResponse(report)
+
+    ops_routes = [
+        ops_route("/jobs", create_job, ["POST"], "JOBS_ENABLED"),
+        ops_route("/jobs", list_jobs, ["GET"], "JOBS_ENABLED"),
+        ops_route("/jobs/{job_id}", read_job, ["GET"], "JOBS_ENABLED"),
+        ops_route("/trigger_runner", trigger_runner, ["POST"], "RUNNER_ENABLED"),
+        ops_route("/debug/env", debug_env, ["GET"], None),
+    ]
+    return Starlette(
+        routes=[
+            Route("/health", _health, methods=["GET"]),
+            # The runbook's curl commands use /api/v1/ops, its prose /api/ops: both work.
+            Mount("/api/v1/ops", routes=ops_routes),
+            Mount("/api/ops", routes=ops_routes),
+        ],
+        middleware=[Middleware(_SlowResponses, faults=faults)],
+        exception_handlers=_EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        max_body_size=_MAX_BODY_BYTES,
+    )
+
+
+def _runner_detail(reply: httpx.Response) -> str | None:
+    try:
+        detail = reply.json().get("detail")
+    except (ValueError, AttributeError):
+        return None
+    return detail if isinstance(detail, str) else None
+
+
+async def _health(request: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class _Runner:
+    """The runner's request handling and its in-flight jobs."""
+
+    upstream_error: ClassVar[str] = "{job_type} failed: upstream returned 503"
+
+    def __init__(
+        self,
+        settings: RunnerSettings,
+        store: JobStore,
+        faults: FaultSwitches,
+        job_seconds: float,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.faults = faults
+        self.job_seconds = job_seconds
+        # What the runner expects once its token "was rotated" (runner-rejects-token).
+        self.rotated_token = secrets.token_urlsafe(32)
+        # The event loop keeps only weak references to tasks.
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def expected_token(self) -> str:
+        if "runner-rejects-token" in self.faults:
+            return self.rotated_token
+        return self.settings.runner_token.get_secret_value()
+
+    async def accept(self, request: Request) -> Response:
+        if not _same_secret(request.headers.get("x-runner-token"), self.expected_token()):
+            return _detail(401, "Invalid or missing X-Runner-Token")
+        body = await _read_body(request, RunnerDispatch)
+        if isinstance(body, Response):
+            return body
+        if body.job_type not in self.settings.runner_allowlist:
+            return _detail(403, f"Job type '{body.job_type}' is not in RUNNER_ALLOWLIST")
+        job = self.store.get(body.job_id) if body.job_id else None
+        if job is None:
+            # A job posted straight to the runner (or a control plane with its own store).
+            job = self.store.create(body.job_type, body.payload, job_id=body.job_id)
+        elif job["status"] != "queued":
+            return _detail(409, f"Job {job['id']} is already {job['status']}", job_id=job["id"])
+        self.store.transition(job["id"], "running")
+        task = asyncio.create_task(self.run(job["id"], body.job_type))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return JSONResponse({"job_id": job["id"], "status": "running"}, status_code=202)
+
+    async def run(self, job_id: str, job_type: str) -> None:
+        started = time.perf_counter()
+        await asyncio.sleep(self.job_seconds)
+        if "job-fails" in self.faults:
+            self.store.transition(
+                job_id, "failed", error=self.upstream_error.format(job_type=job_type)
+            )
+            return
+        self.store.transition(
+            job_id,
+            "succeeded",
+            result={
+                "job_type": job_type,
+                "items_processed": 42,
+                "duration_ms": round((time.perf_counter() - started) * 1000),
+            },
+        )
+
+
+def create_runner_app(
+    settings: RunnerSettings,
+    store: JobStore,
+    faults: FaultSwitches,
+    *,
+    job_seconds: float = 0.4,
+) -> Starlette:
+    runner = _Runner(settings, store, faults, job_seconds)
+    app = Starlette(
+        routes=[
+            Route("/health", _health, methods=["GET"]),
+            Route("/jobs", runner.accept, methods=["POST"]),
+        ],
+        exception_handlers=_EXCEPTION_HANDLERS,
+        max_body_size=_MAX_BODY_BYTES,
+    )
+    app.state.runner = runner
+    return app

@@ -1,0 +1,163 @@
+"""`opsconsole check/lint/show/audit` as CI runs them: real processes, real sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, V2_RUNBOOK
+
+#: fault -> the failing steps in run order, each with the reason it must give
+FAULT_FAILS = {
+    "runner-down": [("runner-without-token", "connection refused: nothing is listening"),
+                    ("runner-wrong-token", "connection refused: nothing is listening"),
+                    ("runner-allowlist", "connection refused: nothing is listening"),
+                    ("trigger-runner", "Runner unreachable")],
+    "runner-rejects-token": [("runner-allowlist", "got 401 Unauthorized"),
+                             ("trigger-runner", "Runner rejected the request (401")],
+    "job-fails": [("trigger-runner", "job failed: nearsight_collect_refresh failed: upstream returned 503")],
+    "debug-leaks-token": [("debug-env-leaks-nothing", "body CONTAINS secret runner_token")],
+}
+
+
+def opsconsole(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opsconsole.cli", *args],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+def test_check_sandbox_json_passes_the_v2_runbook() -> None:
+    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    statuses = {step["id"]: step["status"] for step in report["steps"]}
+    assert sum(status == "passed" for status in statuses.values()) >= 8
+    assert report["summary"]["failed"] == 0
+    for step_id in ("cp-missing-database-url", "ops-jobs-without-key", "runner-allowlist",
+                    "create-job", "trigger-runner", "debug-env-leaks-nothing", "jobs-gate"):
+        assert statuses[step_id] == "passed", step_id
+    trigger = next(step for step in report["steps"] if step["id"] == "trigger-runner")
+    assert trigger["states"][-1] == "succeeded"
+    # plain shell blocks are never run unattended
+    assert statuses["database-migrations-2"] == "skipped"
+    assert "never unattended" in next(s for s in report["steps"] if s["id"] == "database-migrations-2")["detail"]
+    assert report["steps"][0].keys() >= {"id", "title", "kind", "status", "detail"}
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_FAILS))
+def test_each_fault_fails_the_right_step_with_the_reason(fault: str, tmp_path: Path) -> None:
+    junit = tmp_path / "report.xml"
+    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--fault", fault, "--json",
+                      "--junit", str(junit))
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    failed = {step["id"]: step["detail"] for step in report["steps"] if step["status"] == "failed"}
+    expected = FAULT_FAILS[fault]
+    assert next(iter(failed)) == expected[0][0], failed
+    for step_id, reason in expected:
+        assert reason in failed[step_id], (step_id, failed)
+    # the gate closing the phase says no-go; nothing else fails
+    assert set(failed) - {step_id for step_id, _ in expected} <= {"jobs-gate", "release-gate"}
+    xml = junit.read_text()
+    assert f'name="{expected[0][0]}: ' in xml and "<failure" in xml
+
+
+def test_check_text_output_and_secrets_never_printed() -> None:
+    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--fault", "debug-leaks-token")
+    assert done.returncode == 1
+    assert "✗ debug-env-leaks-nothing" in done.stdout
+    assert "body CONTAINS secret runner_token" in done.stdout
+    # the leaked value is in the response body; it must be masked everywhere we print it
+    home = Path(os.environ["OPSCONSOLE_HOME"]) / "sandbox"
+    run_files = list((home / "runs").glob("*.json"))
+    assert run_files
+    saved = run_files[0].read_text()
+    assert '"runner_token": "***"' in saved
+
+
+BROKEN = {
+    "bad-yaml.md": ("# T\n\n```ops http\nurl: [\n```\n", 4, "invalid YAML"),
+    "unknown-kind.md": ("# T\n\n```ops teleport\nto: mars\n```\n", 3, "unknown step kind 'teleport'"),
+    "unknown-variable.md": ("# T\n\n```ops http\nurl: \"{{ base }}/x\"\n```\n", 4, "unknown variable 'base'"),
+    "bad-front-matter.md": ("---\ntitle: [\n---\n# T\n", 2, "front matter: invalid YAML"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN))
+@pytest.mark.parametrize("verb", ["lint", "check", "show"])
+def test_broken_runbook_is_path_line_message_never_a_traceback(verb: str, name: str, tmp_path: Path) -> None:
+    text, line, message = BROKEN[name]
+    path = tmp_path / name
+    path.write_text(text)
+    done = opsconsole(verb, str(path))
+    output = done.stdout + done.stderr
+    assert done.returncode == (1 if verb == "lint" else 2), output
+    assert f"{path}:{line}: " in output and message in output, output
+    assert "Traceback" not in output
+
+
+def test_lint_clean_folder_exits_zero() -> None:
+    done = opsconsole("lint", str(REPO / "runbooks"))
+    assert (done.returncode, done.stdout) == (0, "")
+
+
+def test_show_json_outline() -> None:
+    done = opsconsole("show", str(V2_RUNBOOK), "--json")
+    assert done.returncode == 0
+    outline = json.loads(done.stdout)
+    assert outline["id"] == "v2-control-plane"
+    assert {"sections", "steps", "checklists", "commands"} <= outline.keys()
+    create = next(step for step in outline["steps"] if step["id"] == "create-job")
+    assert create == {"id": "create-job", "kind": "http", "title": "Create a job (POST /api/v1/ops/jobs)",
+                      "line": create["line"], "section": "Happy path", "mutating": True}
+    assert V2_RUNBOOK.read_text().splitlines()[create["line"] - 1] == "```ops http"
+    assert any("bootstrap_schema.py" in command["run"] for command in outline["commands"])
+
+
+def test_usage_errors_exit_2() -> None:
+    assert opsconsole("check").returncode == 2
+    assert opsconsole("check", str(V2_RUNBOOK), "--fault", "job-fails").returncode == 2
+    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--fault", "no-such-fault")
+    assert done.returncode == 2 and "runner-down" in done.stderr
+
+
+def test_check_without_sandbox_reports_human_steps_skipped(tmp_path: Path) -> None:
+    runbook = tmp_path / "human.md"
+    runbook.write_text(textwrap.dedent("""\
+        # Human only
+        - [ ] Look at the dashboard
+
+        ```bash
+        rm -rf /tmp/should-never-run
+        ```
+    """))
+    done = opsconsole("check", str(runbook), "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 0
+    assert [step["status"] for step in report["steps"]] == ["skipped", "skipped"]
+    assert "needs a human" in report["steps"][0]["detail"]
+
+
+def test_audit_verify_after_a_run_and_after_tampering() -> None:
+    home = Path(os.environ["OPSCONSOLE_HOME"])
+    assert opsconsole("check", str(V2_RUNBOOK), "--sandbox").returncode == 0
+    log = home / "sandbox" / "audit.jsonl"
+    done = opsconsole("audit", "verify", "--log", str(log))
+    assert done.returncode == 0 and "chain intact" in done.stdout
+    lines = log.read_text().splitlines()
+    assert any('"event": "step.intent"' in line for line in lines)
+    assert any('"event": "step.outcome"' in line for line in lines)
+    middle = len(lines) // 2
+    lines[middle] = lines[middle].replace('"event": "', '"event": "x', 1)
+    log.write_text("\n".join(lines) + "\n")
+    done = opsconsole("audit", "verify", "--log", str(log))
+    assert done.returncode == 1
+    assert done.stdout.startswith(f"{log}:{middle + 1}: hash mismatch")

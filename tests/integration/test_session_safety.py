@@ -1,0 +1,181 @@
+"""Safety rules of a run, against the real sandbox: fail closed, protected envs, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsconsole.audit import AuditLog, verify
+from opsconsole.config import load_config
+from opsconsole.errors import ConfirmationRequired
+from opsconsole.evidence import export_evidence
+from opsconsole.loader import load_runbook
+from opsconsole.run import RunStatus, RunStore, StepStatus
+from opsconsole.sandbox import Sandbox
+from opsconsole.session import Answer, RunSession, StepRefused, open_session
+from tests.conftest import REPO, V2_RUNBOOK
+
+
+def jobs(sandbox: Sandbox) -> list[dict]:
+    response = httpx.get(f"{sandbox.variables['base_url']}/api/v1/ops/jobs",
+                         headers={"X-Ops-Key": sandbox.secret_values["ops_key"]})
+    return response.json()["jobs"]
+
+
+async def test_mutating_step_is_refused_when_the_audit_log_cannot_be_written(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    runbook = load_runbook(V2_RUNBOOK)
+    environment = load_config(sandbox.config_path).environment("sandbox")
+    blocker = tmp_path / "audit-here"
+    blocker.write_text("a file where the audit folder should be")
+    from opsconsole.secrets import Redactor
+
+    redactor = Redactor()
+    session = RunSession(runbook, environment, store=RunStore(tmp_path),
+                         audit=AuditLog(blocker / "audit.jsonl", redactor), redactor=redactor)
+    await session.start()
+    before = len(jobs(sandbox))
+    result = await session.execute("create-job")
+    await session.close()
+    assert result.status is StepStatus.FAILED
+    assert result.detail.startswith("refused: audit log")
+    assert len(jobs(sandbox)) == before, "the job must not be created without an audit intent"
+    # read-only steps still run: observing is not acting
+    session2 = RunSession(runbook, environment, store=RunStore(tmp_path),
+                          audit=AuditLog(blocker / "audit.jsonl", redactor), redactor=redactor)
+    await session2.start()
+    assert (await session2.execute("ops-jobs-without-key")).status is StepStatus.PASSED
+    await session2.close()
+
+
+async def test_protected_environment_needs_typed_confirmation(sandbox: Sandbox, tmp_path: Path) -> None:
+    runbook = load_runbook(V2_RUNBOOK)
+    environment = load_config(sandbox.config_path).environment("sandbox-prod")
+    assert environment.protected
+    session = open_session(runbook, environment, tmp_path)
+    await session.start()
+    before = len(jobs(sandbox))
+    with pytest.raises(ConfirmationRequired, match="sandbox-prod is a protected environment"):
+        await session.execute("create-job")
+    assert len(jobs(sandbox)) == before
+    # read-only steps need no confirmation
+    assert (await session.execute("ops-jobs-without-key")).status is StepStatus.PASSED
+    result = await session.execute("create-job", confirmed=True)
+    assert result.status is StepStatus.PASSED
+    assert len(jobs(sandbox)) == before + 1
+    await session.close()
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    intent = next(r for r in records if r["event"] == "step.intent")
+    assert intent["protected"] is True and intent["step"] == "create-job"
+
+
+async def test_gate_refuses_go_with_failed_steps_and_no_go_stops_the_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    sandbox.set_fault("runner-rejects-token", True)
+    try:
+        runbook = load_runbook(V2_RUNBOOK)
+        environment = load_config(sandbox.config_path).environment("sandbox")
+        session = open_session(runbook, environment, tmp_path)
+        await session.start()
+        for step in runbook.phase_of("jobs-gate"):
+            if step.needs_human:
+                await session.execute(step.id, Answer(yes=True))
+            else:
+                await session.execute(step.id)
+        with pytest.raises(StepRefused, match="cannot go: 2 step"):
+            await session.execute("jobs-gate", Answer(yes=True))
+        await session.execute("jobs-gate", Answer(yes=False, note="runner token rotated; paging owner"))
+        assert session.run.status is RunStatus.ABORTED
+        with pytest.raises(StepRefused, match="run is finished"):
+            await session.execute("debug-env-leaks-nothing")
+        report = export_evidence(session, tmp_path / "evidence").read_text()
+        await session.close()
+    finally:
+        sandbox.set_fault("runner-rejects-token", False)
+    assert "NO-GO: runner token rotated; paging owner" in report
+    assert "| Go / no-go: auth, runner and job lifecycle | gate | FAIL |" in report
+    assert "| Trigger the runner and follow the job to a terminal state | trigger | FAIL |" in report
+    for value in sandbox.secret_values.values():
+        assert value not in report
+
+
+CHILD = """
+import asyncio, sys
+from opsconsole.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_killed_mid_step_resumes_at_that_step_with_results_intact(tmp_path: Path) -> None:
+    """SIGKILL while the trigger step follows a long job; the next session sees it as unknown."""
+    with Sandbox(job_seconds=60) as sandbox:
+        home = tmp_path / "home"
+        env = {**os.environ, "PYTHONPATH": str(REPO), "OPSCONSOLE_HOME": str(home),
+               "OPSCONSOLE_SECRET_OPS_KEY": sandbox.secret_values["ops_key"],
+               "OPSCONSOLE_SECRET_RUNNER_TOKEN": sandbox.secret_values["runner_token"]}
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, "--config", str(sandbox.config_path), "check",
+             str(V2_RUNBOOK), "--env", "sandbox"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            run_file = None
+            while time.monotonic() < deadline:
+                files = list((home / "runs").glob("*.json")) if (home / "runs").exists() else []
+                if files:
+                    run_file = files[0]
+                    try:
+                        state = json.loads(run_file.read_text())
+                    except ValueError:
+                        state = {}
+                    trigger = state.get("results", {}).get("trigger-runner", {})
+                    if trigger.get("status") == "running":
+                        break
+                assert child.poll() is None, "check ended before reaching the trigger step"
+                time.sleep(0.1)
+            else:
+                pytest.fail("never saw the trigger step running")
+            time.sleep(0.5)  # let it poll the job a few times
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+
+        store = RunStore(home)
+        (unfinished,) = store.unfinished("v2-control-plane", "sandbox")
+        runbook = load_runbook(V2_RUNBOOK)
+        environment = load_config(sandbox.config_path).environment("sandbox")
+        session = open_session(runbook, environment, home, resume=unfinished)
+        assert session.run.cursor == "trigger-runner"
+        assert session.result("trigger-runner").status is StepStatus.UNKNOWN
+        assert session.result("create-job").status is StepStatus.PASSED
+        assert session.result("cp-missing-database-url").status is StepStatus.PASSED
+        assert session.run.captures["created_job_id"]
+        assert verify(home / "audit.jsonl").ok
+        intents = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
+        assert intents[-1]["event"] == "step.intent" and intents[-1]["step"] == "trigger-runner"
+
+        async def rerun() -> None:
+            await session.start()
+            with pytest.raises(StepRefused, match="outcome is unknown"):
+                await session.execute("trigger-runner")
+            session.skip("trigger-runner", "job 42 confirmed running on the runner; not re-triggering")
+            await session.close()
+
+        import asyncio
+
+        asyncio.run(rerun())
+        assert store.load(session.run.id).results["trigger-runner"].status is StepStatus.SKIPPED
