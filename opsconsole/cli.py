@@ -38,8 +38,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="opsconsole",
         description="Turn Markdown runbooks into interactive, audited checks.",
     )
-    parser.add_argument("--config", type=Path, help="environment config (TOML); "
-                        "default $OPSCONSOLE_CONFIG or the platform config dir")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="environment config (TOML); default $OPSCONSOLE_CONFIG or the platform config dir",
+    )
     parser.add_argument("--env", help="environment to use (default: the config's default)")
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
 
@@ -48,8 +51,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--env", dest="run_env", help="environment to use")
 
     demo = verbs.add_parser("demo", help="start the built-in sandbox and open the console on it")
-    demo.add_argument("--fault", action="append", default=[], metavar="NAME",
-                      help="inject a sandbox fault from the start (repeatable)")
+    demo.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="inject a sandbox fault from the start (repeatable)",
+    )
 
     lint = verbs.add_parser("lint", help="check runbooks; prints path:line: message per problem")
     lint.add_argument("paths", nargs="+", type=Path)
@@ -62,16 +70,26 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("runbook", type=Path)
     target = check.add_mutually_exclusive_group()
     target.add_argument("--env", dest="check_env", help="environment to run against")
-    target.add_argument("--sandbox", action="store_true",
-                        help="start the built-in sandbox for the duration and run against it")
-    check.add_argument("--fault", action="append", default=[], metavar="NAME",
-                       help="with --sandbox: inject this fault (repeatable)")
+    target.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="start the built-in sandbox for the duration and run against it",
+    )
+    check.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="with --sandbox: inject this fault (repeatable)",
+    )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report")
 
     audit = verbs.add_parser("audit", help="audit log tools")
     audit_verbs = audit.add_subparsers(dest="audit_verb", metavar="ACTION", required=True)
-    verify = audit_verbs.add_parser("verify", help="verify the hash chain; names the first bad record")
+    verify = audit_verbs.add_parser(
+        "verify", help="verify the hash chain; names the first bad record"
+    )
     verify.add_argument("--log", type=Path, help="audit log file (default: <state>/audit.jsonl)")
     return parser
 
@@ -110,17 +128,30 @@ def cmd_show(path: Path, as_json: bool) -> int:
             for s in runbook.sections
         ],
         "steps": [
-            {"id": s.id, "kind": s.kind.value, "title": s.title, "line": s.line,
-             "section": runbook.sections[s.section].title, "mutating": s.mutating}
+            {
+                "id": s.id,
+                "kind": s.kind.value,
+                "title": s.title,
+                "line": s.line,
+                "section": runbook.sections[s.section].title,
+                "mutating": s.mutating,
+            }
             for s in runbook.steps
         ],
         "checklists": [
-            {"id": s.id, "text": s.spec.text, "line": s.line, "section": runbook.sections[s.section].title}
-            for s in runbook.steps if s.kind.value == "manual"
+            {
+                "id": s.id,
+                "text": s.spec.text,
+                "line": s.line,
+                "section": runbook.sections[s.section].title,
+            }
+            for s in runbook.steps
+            if s.kind.value == "manual"
         ],
         "commands": [
             {"id": s.id, "run": s.spec.run, "line": s.line, "plain": s.spec.plain}
-            for s in runbook.steps if s.kind.value == "command"
+            for s in runbook.steps
+            if s.kind.value == "command"
         ],
     }
     if as_json:
@@ -132,7 +163,10 @@ def cmd_show(path: Path, as_json: bool) -> int:
         for step_id in section.step_ids:
             step = runbook.step(step_id)
             flag = " (mutating)" if step.mutating else ""
-            print(f"{'  ' * section.level}- {step.kind.value:8} {step.title}{flag}  [line {step.line}]")
+            print(
+                f"{'  ' * section.level}- {step.kind.value:8} {step.title}{flag}"
+                f"  [line {step.line}]"
+            )
     return EXIT_OK
 
 
@@ -169,7 +203,9 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
                 mark = {"passed": "✓", "failed": "✗", "skipped": "↷"}[str(entry["status"])]
                 print(f"{mark} {entry['id']}: {entry['title']}", file=sys.stderr, flush=True)
 
-        report = asyncio.run(run_check(runbook, environment, home, operator=operator, on_step=progress))
+        report = asyncio.run(
+            run_check(runbook, environment, home, operator=operator, on_step=progress)
+        )
     finally:
         if sandbox is not None:
             sandbox.stop()
@@ -182,16 +218,24 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
 
 
 def cmd_audit_verify(log: Path | None) -> int:
+    """Verify one log, or by default every log opsconsole writes (real and sandbox)."""
     from .audit import verify
 
-    path = log or state_dir() / "audit.jsonl"
-    verdict = verify(path)
-    if verdict.ok:
-        print(f"{path}: OK, {verdict.records} records, chain intact")
-        return EXIT_OK
-    where = f"{path}:{verdict.line}" if verdict.line else str(path)
-    print(f"{where}: {verdict.message} ({verdict.records} records verified before it)")
-    return EXIT_FAILED
+    paths = [log] if log else [state_dir() / "audit.jsonl", state_dir() / "sandbox" / "audit.jsonl"]
+    code = EXIT_OK
+    for path in paths:
+        if log is None and not path.exists():
+            continue
+        verdict = verify(path)
+        if verdict.ok:
+            print(f"{path}: OK, {verdict.records} records, chain intact")
+            continue
+        where = f"{path}:{verdict.line}" if verdict.line else str(path)
+        print(f"{where}: {verdict.message} ({verdict.records} records verified before it)")
+        code = EXIT_FAILED
+    if log is None and not any(path.exists() for path in paths):
+        print(f"{state_dir()}: no audit log yet")
+    return code
 
 
 def _console(settings: ConsoleSettings) -> int:
@@ -212,8 +256,11 @@ def cmd_console(config_path: Path | None, env_name: str | None, runbook: Path | 
     if runbook is not None:
         paths.append(runbook)
     settings = ConsoleSettings(
-        config=config, home=state_dir(), runbook_paths=paths,
-        environment=env_name, initial_runbook=runbook,
+        config=config,
+        home=state_dir(),
+        runbook_paths=paths,
+        environment=env_name,
+        initial_runbook=runbook,
     )
     return _console(settings)
 
@@ -232,8 +279,11 @@ def cmd_demo(faults: list[str]) -> int:
         config = load_config(sandbox.config_path)
         home = state_dir() / "sandbox"
         settings = ConsoleSettings(
-            config=config, home=home, runbook_paths=[bundled_runbooks_dir()],
-            environment=sandbox.environment_name, sandbox=sandbox,
+            config=config,
+            home=home,
+            runbook_paths=[bundled_runbooks_dir()],
+            environment=sandbox.environment_name,
+            sandbox=sandbox,
             evidence_dir=home / "evidence",
         )
         return _console(settings)
@@ -280,6 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except OpsConsoleError as exc:
         return _fail(str(exc))
+    except BrokenPipeError:
+        # `opsconsole show X | head`: the reader left; that is not an error worth a word
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("opsconsole: interrupted", file=sys.stderr)
         return 130

@@ -68,8 +68,10 @@ def render_evidence(session: RunSession) -> str:
         for step in touched:
             result = run.result(step.id)
             lines += ["", f"### {_MARK[result.status]} — {step.title}", ""]
-            lines.append(f"- Step `{step.id}` ({step.kind.value}, line {step.line})"
-                         + (", mutating" if step.mutating else ""))
+            lines.append(
+                f"- Step `{step.id}` ({step.kind.value}, line {step.line})"
+                + (", mutating" if step.mutating else "")
+            )
             if result.started_at:
                 lines.append(f"- At: {result.started_at}, attempts: {result.attempts}")
             if result.duration_ms is not None:
@@ -81,7 +83,9 @@ def render_evidence(session: RunSession) -> str:
             if result.states:
                 lines.append(f"- States: {' → '.join(result.states)}")
             for assertion in result.assertions:
-                lines.append(f"  - [{'x' if assertion.ok else ' '}] {assertion.name}: {assertion.detail}")
+                lines.append(
+                    f"  - [{'x' if assertion.ok else ' '}] {assertion.name}: {assertion.detail}"
+                )
             if result.request:
                 lines += ["", "Request:", "", _fence(json.dumps(result.request, indent=2), "json")]
             if result.response:

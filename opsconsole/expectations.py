@@ -53,7 +53,9 @@ def evaluate_json_assertion(check: JsonAssertion, document: Any) -> Assertion:
     if "exists" in fields:
         exists = value is not None
         if exists != check.exists:
-            problems.append("is missing" if check.exists else f"should be absent, is {_short(value)}")
+            problems.append(
+                "is missing" if check.exists else f"should be absent, is {_short(value)}"
+            )
     if "equals" in fields and value != check.equals:
         problems.append(f"expected {_short(check.equals)}, got {_short(value)}")
     if "not_equals" in fields and value == check.not_equals:
@@ -106,7 +108,9 @@ def evaluate_http(
     detail = f"expected status {wanted}, got {status} {reason}".strip()
     if not ok and status >= 400 and response.get("body"):
         detail += f" ({describe_body(response)})"
-    results.append(Assertion(name="status", ok=ok, detail=detail if not ok else f"{status} {reason}".strip()))
+    results.append(
+        Assertion(name="status", ok=ok, detail=detail if not ok else f"{status} {reason}".strip())
+    )
 
     if expect.latency_ms is not None:
         elapsed = response.get("elapsed_ms", 0.0)
@@ -124,8 +128,14 @@ def evaluate_http(
     for header, wanted_value in expect.headers.items():
         actual = headers.get(header.lower())
         ok = actual is not None and wanted_value.lower() in actual.lower()
-        detail = f"{header}: {actual}" if ok else (
-            f"header {header} missing" if actual is None else f"{header} is {actual!r}, expected {wanted_value!r}"
+        detail = (
+            f"{header}: {actual}"
+            if ok
+            else (
+                f"header {header} missing"
+                if actual is None
+                else f"{header} is {actual!r}, expected {wanted_value!r}"
+            )
         )
         results.append(Assertion(name=f"header {header}", ok=ok, detail=detail))
 
@@ -133,7 +143,13 @@ def evaluate_http(
     for phrase in expect.body_contains:
         ok = phrase in body
         label = secret_phrases.get(phrase, repr(phrase))
-        results.append(Assertion(name="body contains", ok=ok, detail=f"body {'contains' if ok else 'does not contain'} {label}"))
+        results.append(
+            Assertion(
+                name="body contains",
+                ok=ok,
+                detail=f"body {'contains' if ok else 'does not contain'} {label}",
+            )
+        )
     for phrase in expect.body_not_contains:
         label = secret_phrases.get(phrase, repr(phrase))
         if not phrase:
@@ -148,17 +164,29 @@ def evaluate_http(
         )
     for pattern in expect.body_matches:
         ok = re.search(pattern, body) is not None
-        results.append(Assertion(name="body matches", ok=ok, detail=f"/{pattern}/ {'found' if ok else 'not found'}"))
+        results.append(
+            Assertion(
+                name="body matches", ok=ok, detail=f"/{pattern}/ {'found' if ok else 'not found'}"
+            )
+        )
     for pattern in expect.body_not_matches:
         match = re.search(pattern, body)
-        detail = f"/{pattern}/ not found" if match is None else f"/{pattern}/ found: {_short(match.group(0), 40)!r}"
+        detail = (
+            f"/{pattern}/ not found"
+            if match is None
+            else f"/{pattern}/ found: {_short(match.group(0), 40)!r}"
+        )
         results.append(Assertion(name="body must not match", ok=match is None, detail=detail))
 
     if expect.json_:
         document = response.get("json", _MISSING)
         if document is _MISSING or not response.get("is_json"):
             results.append(
-                Assertion(name="json", ok=False, detail=f"response is not JSON ({describe_body(response)})")
+                Assertion(
+                    name="json",
+                    ok=False,
+                    detail=f"response is not JSON ({describe_body(response)})",
+                )
             )
         else:
             results.extend(evaluate_json_assertion(check, document) for check in expect.json_)
@@ -187,12 +215,20 @@ def evaluate_command(
     if timed_out is not None:
         ok = expect.exit in {"any", "running"}
         results.append(
-            Assertion(name="exit", ok=ok, detail=f"still running after {timed_out:g}s; stopped it"
-                      + ("" if ok else " (expected it to exit by then)"))
+            Assertion(
+                name="exit",
+                ok=ok,
+                detail=f"still running after {timed_out:g}s; stopped it"
+                + ("" if ok else " (expected it to exit by then)"),
+            )
         )
     elif expect.exit == "running":
         results.append(
-            Assertion(name="exit", ok=False, detail=f"expected it to keep running, but it exited: {described}")
+            Assertion(
+                name="exit",
+                ok=False,
+                detail=f"expected it to keep running, but it exited: {described}",
+            )
         )
     else:
         wanted = expect.exit
@@ -204,11 +240,29 @@ def evaluate_command(
             ok, want = exit_code in wanted, " or ".join(map(str, wanted))
         else:
             ok, want = exit_code == wanted, str(wanted)
-        results.append(Assertion(name="exit", ok=ok, detail=described if ok else f"expected exit {want}, got {described}"))
+        results.append(
+            Assertion(
+                name="exit",
+                ok=ok,
+                detail=described if ok else f"expected exit {want}, got {described}",
+            )
+        )
     for phrase in expect.output_contains:
         ok = phrase in output
-        results.append(Assertion(name="output contains", ok=ok, detail=f"output {'contains' if ok else 'does not contain'} {phrase!r}"))
+        results.append(
+            Assertion(
+                name="output contains",
+                ok=ok,
+                detail=f"output {'contains' if ok else 'does not contain'} {phrase!r}",
+            )
+        )
     for phrase in expect.output_not_contains:
         ok = phrase not in output
-        results.append(Assertion(name="output must not contain", ok=ok, detail=f"output {'does not contain' if ok else 'CONTAINS'} {phrase!r}"))
+        results.append(
+            Assertion(
+                name="output must not contain",
+                ok=ok,
+                detail=f"output {'does not contain' if ok else 'CONTAINS'} {phrase!r}",
+            )
+        )
     return results

@@ -72,8 +72,11 @@ class CheckReport:
     def to_json(self) -> str:
         return json.dumps(
             {
-                "runbook": {"id": self.runbook.id, "title": self.runbook.title,
-                            "path": str(self.runbook.path)},
+                "runbook": {
+                    "id": self.runbook.id,
+                    "title": self.runbook.title,
+                    "path": str(self.runbook.path),
+                },
                 "environment": self.environment.name,
                 "protected": self.environment.protected,
                 "run_id": self.run_id,
@@ -98,7 +101,9 @@ class CheckReport:
         )
         for step in self.steps:
             case = ElementTree.SubElement(
-                suite, "testcase", classname=f"{self.runbook.id}.{self.environment.name}",
+                suite,
+                "testcase",
+                classname=f"{self.runbook.id}.{self.environment.name}",
                 name=f"{step['id']}: {step['title']}",
                 time=f"{(step.get('duration_ms') or 0) / 1000:.3f}",
             )
@@ -122,18 +127,30 @@ class CheckReport:
             if step["status"] != "passed":
                 lines.append(f"    {step['detail']}")
         counts = self.counts()
-        lines.append(f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+        lines.append(
+            f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
+        )
         return "\n".join(lines)
 
 
 def _skip_reason(step: Step, session: RunSession, operator: Operator | None) -> str | None:
     if step.kind is StepKind.COMMAND and step.spec.plain:
-        return "plain shell block: commands written for people are run from the console, never unattended"
+        return (
+            "plain shell block: commands written for people are run from the console, "
+            "never unattended"
+        )
+    if step.kind is StepKind.GATE and operator is None:
+        return (
+            "needs a human (gate); every step of its phase passed or was skipped, "
+            "so the check goes on"
+        )
     if step.needs_human and operator is None:
         return f"needs a human ({step.kind.value}); run it in the console, or use --sandbox"
     if step.mutating and session.environment.protected:
-        return (f"{session.environment.name} is protected: mutating steps need typed confirmation "
-                "in the console")
+        return (
+            f"{session.environment.name} is protected: mutating steps need typed confirmation "
+            "in the console"
+        )
     return None
 
 
@@ -154,7 +171,17 @@ async def run_check(
                 break
             reason = _skip_reason(step, session, operator)
             try:
-                if reason is not None:
+                if step.kind is StepKind.GATE and operator is None and session.gate_blockers(step):
+                    # Nobody can say "go" here: never walk into the next phase (it may act)
+                    # on top of failed preconditions.
+                    blockers = ", ".join(s.id for s in session.gate_blockers(step))
+                    await session.execute(
+                        step.id,
+                        Answer(
+                            yes=False, note=f"headless check stops here: not passed: {blockers}"
+                        ),
+                    )
+                elif reason is not None:
                     session.skip(step.id, reason)
                 elif step.needs_human:
                     assert operator is not None
@@ -176,9 +203,12 @@ async def run_check(
         stopped_at = next(
             (s for s in runbook.steps if session.result(s.id).answer == "no-go"), None
         )
-        for step in runbook.steps[len(report.steps):]:
-            why = (f"not reached: the run stopped at the no-go gate {stopped_at.id!r}"
-                   if stopped_at else "not reached")
+        for step in runbook.steps[len(report.steps) :]:
+            why = (
+                f"not reached: the run stopped at the no-go gate {stopped_at.id!r}"
+                if stopped_at
+                else "not reached"
+            )
             report.steps.append(_step_json(step, session, skipped=why))
             if on_step is not None:
                 on_step(step, report.steps[-1])

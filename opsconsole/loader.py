@@ -43,6 +43,7 @@ __all__ = ["find_runbooks", "lint_paths", "load_runbook", "parse_runbook"]
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "console", "zsh"})
 BUILTIN_VARIABLES = frozenset({"run_id", "environment"})
 _TASK = re.compile(r"^\[( |x|X)\]\s+")
+_NESTED_TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[( |x|X)\]\s")
 
 
 class FrontMatter(BaseModel):
@@ -103,7 +104,10 @@ def _markdown() -> MarkdownIt:
 
 
 def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    import unicodedata
+
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
     return slug[:40].strip("-") or "step"
 
 
@@ -139,11 +143,24 @@ def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return best
 
 
+_TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|int$|str$|float$|bool$|union\[)")
+
+
 def _validation_messages(exc: ValidationError) -> Iterator[tuple[tuple[Any, ...], str]]:
+    seen: set[tuple[Any, ...]] = set()
     for error in exc.errors(include_url=False):
-        loc = tuple(part for part in error["loc"] if not str(part).startswith("function-"))
+        # union members add type tags to the location; one mistake is one message
+        loc = tuple(part for part in error["loc"] if not _TYPE_TAG.match(str(part)))
+        if loc in seen:
+            continue
+        seen.add(loc)
         where = ".".join(str(part) for part in loc)
-        message = str(error["msg"]).removeprefix("Value error, ")
+        message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
+        if (
+            error["type"].startswith(("literal_error", "int_", "list_type"))
+            and len([e for e in exc.errors(include_url=False) if e["loc"][: len(loc)] == loc]) > 1
+        ):
+            message = "expected " + _expected_forms(exc, loc)
         if error["type"] == "extra_forbidden":
             message = f"unknown field {where!r}"
         elif error["type"] == "missing":
@@ -151,6 +168,15 @@ def _validation_messages(exc: ValidationError) -> Iterator[tuple[tuple[Any, ...]
         elif where:
             message = f"{where}: {message}"
         yield loc, message
+
+
+def _expected_forms(exc: ValidationError, loc: tuple[Any, ...]) -> str:
+    forms = []
+    for error in exc.errors(include_url=False):
+        if tuple(p for p in error["loc"] if not _TYPE_TAG.match(str(p))) == loc:
+            text = str(error["msg"]).removeprefix("Input should be ")
+            forms.append(" ".join(text.split()))
+    return " or ".join(dict.fromkeys(forms))
 
 
 def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[Any, Any]:
@@ -177,16 +203,25 @@ def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[An
 
 def _shell_commands(info: str, body: str) -> str:
     if info.split()[0] == "console":
-        lines = [line[2:] for line in body.splitlines() if line.startswith("$ ")]
+        lines: list[str] = []
+        for line in body.splitlines():
+            if line.startswith("$ "):
+                lines.append(line[2:])
+            elif line.startswith("> ") and lines and lines[-1].rstrip().endswith("\\"):
+                lines.append(line[2:])  # continuation of the command above
         return "\n".join(lines)
     return body.rstrip("\n")
 
 
 def _shell_title(run: str) -> str:
+    """A leading ``# comment`` names the command; otherwise its first command line does."""
     for line in run.splitlines():
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            return stripped if len(stripped) <= 70 else stripped[:69] + "…"
+        if not stripped or stripped.startswith("#!"):
+            continue
+        if stripped.startswith("#"):
+            stripped = stripped.lstrip("#").strip() or stripped
+        return stripped if len(stripped) <= 70 else stripped[:69] + "…"
     return "shell command"
 
 
@@ -202,7 +237,9 @@ def _default_title(kind: StepKind, spec: Any, section_title: str) -> str:
     return f"Go / no-go: {section_title}"
 
 
-def parse_runbook(path: Path | str, text: str | None = None) -> tuple[Runbook | None, list[RunbookError]]:
+def parse_runbook(
+    path: Path | str, text: str | None = None
+) -> tuple[Runbook | None, list[RunbookError]]:
     """Parse a runbook; returns the runbook (None if unusable) and every error found."""
     path = Path(path)
     parse = _Parse(path)
@@ -235,9 +272,18 @@ def parse_runbook(path: Path | str, text: str | None = None) -> tuple[Runbook | 
             try:
                 meta = FrontMatter.model_validate(data)
             except ValidationError as exc:
+                bad_keys = set()
                 for loc, message in _validation_messages(exc):
                     line = _yaml_line(node, loc)
                     parse.error(2 + (line or 0), f"front matter: {message}")
+                    if loc:
+                        bad_keys.add(loc[0])
+                # keep what is valid, so one bad key does not make every variable "unknown"
+                salvage = {k: v for k, v in data.items() if k not in bad_keys}
+                try:
+                    meta = FrontMatter.model_validate(salvage)
+                except ValidationError:
+                    meta = FrontMatter()
 
     sections: list[Section] = []
     blocks: list[_Block] = []
@@ -279,7 +325,11 @@ def parse_runbook(path: Path | str, text: str | None = None) -> tuple[Runbook | 
                 item_map = opener.map or token.map
                 text = _inline_text(token)
                 text = _TASK.sub("", text)
-                detail_lines = lines[token.map[1] : item_map[1]]
+                detail_lines = [
+                    line
+                    for line in lines[token.map[1] : item_map[1]]
+                    if not _NESTED_TASK.match(line)  # nested task items are checks of their own
+                ]
                 detail = textwrap.dedent("\n".join(detail_lines)).strip()
                 manual.append((token.map[0] + 1, current_section(token.map[0]), text, detail))
         index += 1
@@ -343,7 +393,9 @@ def _build_steps(
             if not run.strip():
                 continue
             spec = CommandSpec(run=run, plain=True, mutating=True)
-            step = Step("", StepKind.COMMAND, _shell_title(run), block.line, block.section, spec, run)
+            step = Step(
+                "", StepKind.COMMAND, _shell_title(run), block.line, block.section, spec, run
+            )
             pending.append((block.line, step))
             continue
         try:
@@ -359,7 +411,9 @@ def _build_steps(
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            parse.error(block.line, f"ops {kind.value} block: the body must be YAML key: value lines")
+            parse.error(
+                block.line, f"ops {kind.value} block: the body must be YAML key: value lines"
+            )
             continue
         model = SPEC_BY_KIND[kind]
         try:
@@ -371,7 +425,12 @@ def _build_steps(
                 parse.error(line, f"ops {kind.value}: {message}")
             continue
         title = spec.title or _default_title(kind, spec, section_title)
-        pending.append((block.line, Step(spec.id or "", kind, title, block.line, block.section, spec, block.body)))
+        pending.append(
+            (
+                block.line,
+                Step(spec.id or "", kind, title, block.line, block.section, spec, block.body),
+            )
+        )
 
     pending.sort(key=lambda item: item[0])
     steps = [step for _, step in pending]
@@ -380,7 +439,9 @@ def _build_steps(
     for step in steps:
         if step.id:
             if step.id in seen:
-                parse.error(step.line, f"duplicate step id {step.id!r} (first used on line {seen[step.id]})")
+                parse.error(
+                    step.line, f"duplicate step id {step.id!r} (first used on line {seen[step.id]})"
+                )
             seen.setdefault(step.id, step.line)
     counters: dict[int, int] = {}
     for step in steps:
@@ -396,35 +457,81 @@ def _build_steps(
     return steps
 
 
-def _check_references(parse: _Parse, steps: list[Step], meta: FrontMatter, lines: list[str]) -> None:
+def _check_references(
+    parse: _Parse, steps: list[Step], meta: FrontMatter, lines: list[str]
+) -> None:
+    """Every reference names something known *by then*: steps run top to bottom."""
     variables = set(meta.variables) | BUILTIN_VARIABLES
     secrets = set(meta.secrets)
+    later: dict[str, int] = {}
     for step in steps:
         spec = step.spec
+        for name in [
+            *(getattr(spec, "capture", {}) or {}),
+            *(getattr(spec, "capture_secret", {}) or {}),
+        ]:
+            later.setdefault(name, step.line)
+        if isinstance(spec, InputSpec):
+            later.setdefault(spec.name, step.line)
+    for step in steps:
+        spec = step.spec
+        if step.kind is StepKind.MANUAL or (step.kind is StepKind.COMMAND and step.spec.plain):
+            continue
+        _check_step_references(parse, step, variables, secrets, later)
+        # a step's own captures are usable from the next step on (and in its follow block)
         variables.update(getattr(spec, "capture", {}) or {})
         secrets.update(getattr(spec, "capture_secret", {}) or {})
         if isinstance(spec, InputSpec):
             (secrets if spec.secret else variables).add(spec.name)
-    for step in steps:
-        if step.kind is StepKind.MANUAL or (step.kind is StepKind.COMMAND and step.spec.plain):
-            continue
-        body_lines = step.source.splitlines()
-        for offset, text in enumerate(body_lines):
-            for name in references(text):
-                line = step.line + 1 + offset
-                if name.startswith("secrets."):
-                    if name[8:] not in secrets:
-                        parse.error(
-                            line,
-                            f"unknown secret {name[8:]!r}: list it under 'secrets' in the front matter",
-                        )
-                elif "." in name:
-                    parse.error(line, f"unknown reference {{{{ {name} }}}}")
-                elif name not in variables:
+
+
+def _check_step_references(
+    parse: _Parse, step: Step, variables: set[str], secrets: set[str], later: dict[str, int]
+) -> None:
+    own = set(getattr(step.spec, "capture", {}) or {}) | set(
+        getattr(step.spec, "capture_secret", {}) or {}
+    )
+    follow_line = None
+    if step.kind is StepKind.TRIGGER:
+        for offset, text in enumerate(step.source.splitlines()):
+            if text.startswith("follow:"):
+                follow_line = offset
+    body_lines = step.source.splitlines()
+    for offset, text in enumerate(body_lines):
+        for name in references(text):
+            line = step.line + 1 + offset
+            in_follow = follow_line is not None and offset > follow_line
+            known_secrets = secrets | (own if in_follow else set())
+            known_variables = variables | (own if in_follow else set())
+            if name.startswith("secrets."):
+                if name[8:] in known_secrets:
+                    continue
+                if name[8:] in later:
+                    parse.error(
+                        line,
+                        f"secret {name[8:]!r} is used before the step that "
+                        f"captures it (line {later[name[8:]]})",
+                    )
+                else:
+                    parse.error(
+                        line,
+                        f"unknown secret {name[8:]!r}: list it under 'secrets' in the front matter",
+                    )
+            elif "." in name:
+                parse.error(line, f"unknown reference {{{{ {name} }}}}")
+            elif name not in known_variables:
+                if name in later:
+                    parse.error(
+                        line,
+                        f"variable {name!r} is used before the step that "
+                        f"captures or asks for it (line {later[name]})",
+                    )
+                else:
                     parse.error(
                         line,
                         f"unknown variable {name!r}: declare it under 'variables' in the front "
-                        "matter, capture it in an earlier step or ask for it with an ops input step",
+                        "matter, capture it in an earlier step or ask for it with an ops input "
+                        "step",
                     )
 
 

@@ -85,6 +85,21 @@ def _as_list(value: Any) -> Any:
 StrList = Annotated[list[str], BeforeValidator(_as_list)]
 
 
+def _scalars_as_text(value: Any) -> Any:
+    """``X-Retries: 3`` and ``PORT: 8010`` mean the text, as they would in a shell."""
+    if isinstance(value, dict):
+        return {
+            key: ("true" if item is True else "false" if item is False else str(item))
+            if isinstance(item, int | float | bool)
+            else item
+            for key, item in value.items()
+        }
+    return value
+
+
+StrDict = Annotated[dict[str, str], BeforeValidator(_scalars_as_text)]
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -126,7 +141,7 @@ class JsonAssertion(_Spec):
 class HttpExpect(_Spec):
     status: Annotated[list[int], BeforeValidator(_as_list)] = Field(default_factory=list)
     json_: list[JsonAssertion] = Field(default_factory=list, alias="json")
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: StrDict = Field(default_factory=dict)
     body_contains: StrList = Field(default_factory=list)
     body_not_contains: StrList = Field(default_factory=list)
     body_matches: StrList = Field(default_factory=list)
@@ -161,8 +176,8 @@ class _StepSpec(_Spec):
 class _RequestFields(_Spec):
     method: str = "GET"
     url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    params: dict[str, str] = Field(default_factory=dict)
+    headers: StrDict = Field(default_factory=dict)
+    params: StrDict = Field(default_factory=dict)
     json_body: Any = Field(default=None, alias="json")
     body: str | None = None
     timeout: Duration = 10.0
@@ -214,7 +229,7 @@ class CommandExpect(_Spec):
 class CommandSpec(_StepSpec):
     run: str
     timeout: Duration = 60.0
-    env: dict[str, str] = Field(default_factory=dict)
+    env: StrDict = Field(default_factory=dict)
     cwd: str | None = None
     expect: CommandExpect = Field(default_factory=CommandExpect)
     #: exit status -> what it means, shown beside the status (e.g. 78: EX_CONFIG)
@@ -234,6 +249,16 @@ class InputSpec(_StepSpec):
     default: str | None = None
     pattern: str | None = None
     secret: bool = False
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
 
     @field_validator("name")
     @classmethod

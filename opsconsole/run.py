@@ -140,7 +140,9 @@ class RunStore:
         try:
             atomic_write(self.path(run.id), run.model_dump_json(indent=2))
         except OSError as exc:
-            raise RunStateError(f"cannot save run state to {self.root}: {exc.strerror or exc}") from None
+            raise RunStateError(
+                f"cannot save run state to {self.root}: {exc.strerror or exc}"
+            ) from None
 
     def load(self, run_id: str) -> Run:
         path = self.path(run_id)
@@ -162,7 +164,9 @@ class RunStore:
         runs.sort(key=lambda run: run.updated_at, reverse=True)
         return runs
 
-    def unfinished(self, runbook_id: str | None = None, environment: str | None = None) -> list[Run]:
+    def unfinished(
+        self, runbook_id: str | None = None, environment: str | None = None
+    ) -> list[Run]:
         return [
             run
             for run in self.runs()

@@ -155,7 +155,8 @@ class RunSession:
         return [
             name
             for name in self.runbook.variables
-            if name not in self.environment.variables and name not in self.run.captures
+            if name not in self.environment.variables
+            and name not in self.run.captures
             and not any(
                 isinstance(step.spec, InputSpec) and step.spec.name == name
                 for step in self.runbook.steps
@@ -193,7 +194,7 @@ class RunSession:
         return None
 
     def save(self) -> None:
-        """Persist a redacted copy (in-memory results are already redacted; this is the backstop)."""
+        """Persist a redacted copy (results are redacted when recorded; this is the backstop)."""
         snapshot = Run.model_validate(self.redactor.redact_obj(self.run.model_dump()))
         self.store.save(snapshot)
         self.run.updated_at = snapshot.updated_at
@@ -201,8 +202,13 @@ class RunSession:
     def _audit_soft(self, event: str, **fields: Any) -> str | None:
         """Audit a non-mutating event; a failure is reported, not fatal."""
         try:
-            self.audit.append(event, run=self.run.id, environment=self.environment.name,
-                              operator=self.operator, **fields)
+            self.audit.append(
+                event,
+                run=self.run.id,
+                environment=self.environment.name,
+                operator=self.operator,
+                **fields,
+            )
         except AuditUnavailable as exc:
             self.warnings.append(str(exc))
             return str(exc)
@@ -246,7 +252,8 @@ class RunSession:
         if step.spec.require == "none":
             return []
         return [
-            s for s in self.runbook.phase_of(step.id)
+            s
+            for s in self.runbook.phase_of(step.id)
             if self.run.result(s.id).status not in {StepStatus.PASSED, StepStatus.SKIPPED}
         ]
 
@@ -299,9 +306,14 @@ class RunSession:
             if step.mutating:
                 try:
                     self.audit.append(
-                        "step.intent", run=self.run.id, environment=self.environment.name,
-                        protected=self.environment.protected, operator=self.operator,
-                        step=step.id, kind=step.kind.value, title=step.title,
+                        "step.intent",
+                        run=self.run.id,
+                        environment=self.environment.name,
+                        protected=self.environment.protected,
+                        operator=self.operator,
+                        step=step.id,
+                        kind=step.kind.value,
+                        title=step.title,
                         action=self._describe_action(step),
                     )
                 except AuditUnavailable as exc:
@@ -315,8 +327,12 @@ class RunSession:
             if step.mutating:
                 try:
                     self.audit.append(
-                        "step.outcome", run=self.run.id, environment=self.environment.name,
-                        operator=self.operator, step=step.id, status=result.status.value,
+                        "step.outcome",
+                        run=self.run.id,
+                        environment=self.environment.name,
+                        operator=self.operator,
+                        step=step.id,
+                        status=result.status.value,
                         detail=result.detail,
                     )
                 except AuditUnavailable as exc:
@@ -350,8 +366,12 @@ class RunSession:
                 progress(step.id, self.redactor.redact(line))
 
         context = StepContext(
-            variables=self.variables, secret=self.secret_value, redactor=self.redactor,
-            client=self.client, progress=report, secret_labels=self._secret_labels,
+            variables=self.variables,
+            secret=self.secret_value,
+            redactor=self.redactor,
+            client=self.client,
+            progress=report,
+            secret_labels=self._secret_labels,
         )
         try:
             if step.kind is StepKind.HTTP:
@@ -386,7 +406,8 @@ class RunSession:
         result.request = redact(outcome.request)
         result.response = redact(outcome.response)
         result.assertions = [
-            a.model_copy(update={"detail": self.redactor.redact(a.detail)}) for a in outcome.assertions
+            a.model_copy(update={"detail": self.redactor.redact(a.detail)})
+            for a in outcome.assertions
         ]
         result.output = self.redactor.redact(outcome.output)
         result.exit_code = outcome.exit_code
@@ -410,7 +431,9 @@ class RunSession:
             result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
             result.answer = "checked" if answer.yes else "not ok"
             result.detail = "checked by the operator" if answer.yes else "operator marked it NOT OK"
-            self._audit_soft("manual.check", step=step.id, title=step.title, ok=answer.yes, note=note)
+            self._audit_soft(
+                "manual.check", step=step.id, title=step.title, ok=answer.yes, note=note
+            )
         elif kind is StepKind.CONFIRM:
             result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
             result.answer = "yes" if answer.yes else "no"
@@ -433,7 +456,9 @@ class RunSession:
             result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
             result.answer = "go" if answer.yes else "no-go"
             result.detail = ("GO" if answer.yes else "NO-GO") + (f": {note}" if note else "")
-            self._audit_soft("gate", step=step.id, title=step.title, decision=result.answer, note=note)
+            self._audit_soft(
+                "gate", step=step.id, title=step.title, decision=result.answer, note=note
+            )
             if not answer.yes:
                 self.run.status = RunStatus.ABORTED
                 self.run.finished_at = now_iso()

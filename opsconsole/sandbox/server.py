@@ -22,7 +22,8 @@ from starlette.types import ASGIApp
 __all__ = ["LoopbackServers"]
 
 HOST = "127.0.0.1"
-#: in-flight requests get this long to finish when a server stops (a slow fault sleeps 2.5 s)
+#: in-flight requests get this long to finish when a server stops
+#: (a slow fault sleeps 6 s: it is cut short)
 GRACEFUL_SECONDS = 1
 
 

@@ -31,20 +31,28 @@ async def run_command(spec: CommandSpec, ctx: StepContext) -> Outcome:
     try:
         command = spec.run if spec.plain else render(spec.run, ctx.variables, ctx.secret)
         extra_env = render_value(spec.env, ctx.variables, ctx.secret)
+        cwd = render(spec.cwd, ctx.variables, ctx.secret) if spec.cwd else None
     except TemplateError as exc:
         return Outcome(StepStatus.FAILED, f"cannot build the command: {exc}")
     env = {**os.environ, **{k: str(v) for k, v in extra_env.items()}}
-    request = {"command": command, "cwd": spec.cwd or os.getcwd(), "timeout_s": spec.timeout}
+    request = {"command": command, "cwd": cwd or os.getcwd(), "timeout_s": spec.timeout}
     started = time.perf_counter()
     try:
         process = await asyncio.create_subprocess_exec(
-            "/bin/bash", "-c", command,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            stdin=asyncio.subprocess.DEVNULL, cwd=spec.cwd, env=env,
+            "/bin/bash",
+            "-c",
+            command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            stdin=asyncio.subprocess.DEVNULL,
+            cwd=cwd,
+            env=env,
             start_new_session=True,  # so a timeout can stop the whole process group
         )
     except OSError as exc:
-        return Outcome(StepStatus.FAILED, f"cannot start the command: {exc.strerror or exc}", request=request)
+        return Outcome(
+            StepStatus.FAILED, f"cannot start the command: {exc.strerror or exc}", request=request
+        )
 
     chunks: list[str] = []
 
@@ -78,5 +86,6 @@ async def run_command(spec: CommandSpec, ctx: StepContext) -> Outcome:
     summary = f"exit {code}{exit_meaning(code, spec.exit_codes)} in {elapsed / 1000:.1f}s"
     if timed_out is not None:
         summary = f"stopped after {timed_out:g}s"
-    return Outcome.judged(assertions, summary, request=request, output=output, exit_code=code,
-                          duration_ms=elapsed)
+    return Outcome.judged(
+        assertions, summary, request=request, output=output, exit_code=code, duration_ms=elapsed
+    )

@@ -12,7 +12,7 @@ from ..errors import TemplateError
 from ..expectations import evaluate_http, search_json
 from ..model import HttpExpect, HttpSpec
 from ..run import Assertion, StepStatus
-from ..template import render, render_value
+from ..template import references, render, render_value
 from . import Outcome, StepContext
 
 __all__ = ["BODY_LIMIT", "describe_transport_error", "perform_request", "run_http"]
@@ -111,37 +111,39 @@ async def perform_request(
     return request, response_record(response, (time.perf_counter() - started) * 1000), None
 
 
-def secret_phrases(ctx: StepContext, expect: HttpExpect) -> tuple[HttpExpect, dict[str, str]]:
-    """Render must-(not-)contain phrases; a phrase that is a secret is named, not shown."""
+def render_expect(ctx: StepContext, expect: HttpExpect) -> tuple[HttpExpect, dict[str, str]]:
+    """Fill ``{{ }}`` references in every expectation; a secret phrase is named, never shown."""
     labels: dict[str, str] = {}
-    rendered = []
-    for phrase in expect.body_not_contains:
-        value = render(phrase, ctx.variables, ctx.secret)
+    for phrase in [*expect.body_not_contains, *expect.body_contains]:
         if "{{" in phrase:
-            label = " + ".join(
-                f"secret {name[8:]}" if name.startswith("secrets.") else f"{name} ({value})"
-                for name in _names(phrase)
+            value = render(phrase, ctx.variables, ctx.secret)
+            labels[value] = " + ".join(
+                f"secret {name[8:]}"
+                if name.startswith("secrets.")
+                else f"{name} ({render('{{ ' + name + ' }}', ctx.variables)})"
+                for name in references(phrase)
             )
-            labels[value] = label
-        rendered.append(value)
-    contains = [render(p, ctx.variables, ctx.secret) for p in expect.body_contains]
-    return expect.model_copy(update={"body_not_contains": rendered, "body_contains": contains}), labels
+    data = expect.model_dump(by_alias=True, exclude_unset=True)
+    rendered = HttpExpect.model_validate(render_value(data, ctx.variables, ctx.secret))
+    return rendered, labels
 
 
-def _names(text: str) -> list[str]:
-    from ..template import references
-
-    return list(references(text))
-
-
-def capture_values(spec: HttpSpec, response: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], list[Assertion]]:
+def capture_values(
+    spec: HttpSpec, response: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, str], list[Assertion]]:
     captures: dict[str, str] = {}
     secrets: dict[str, str] = {}
     problems: list[Assertion] = []
     for target, mapping in ((captures, spec.capture), (secrets, spec.capture_secret)):
         for name, path in mapping.items():
             if not response.get("is_json"):
-                problems.append(Assertion(name=f"capture {name}", ok=False, detail=f"cannot capture {name}: response is not JSON"))
+                problems.append(
+                    Assertion(
+                        name=f"capture {name}",
+                        ok=False,
+                        detail=f"cannot capture {name}: response is not JSON",
+                    )
+                )
                 continue
             try:
                 value = search_json(path, response.get("json"))
@@ -149,7 +151,13 @@ def capture_values(spec: HttpSpec, response: dict[str, Any]) -> tuple[dict[str, 
                 problems.append(Assertion(name=f"capture {name}", ok=False, detail=str(exc)))
                 continue
             if value is None:
-                problems.append(Assertion(name=f"capture {name}", ok=False, detail=f"cannot capture {name}: {path} is missing from the response"))
+                problems.append(
+                    Assertion(
+                        name=f"capture {name}",
+                        ok=False,
+                        detail=f"cannot capture {name}: {path} is missing from the response",
+                    )
+                )
                 continue
             target[name] = value if isinstance(value, str) else json.dumps(value)
     return captures, secrets, problems
@@ -157,7 +165,7 @@ def capture_values(spec: HttpSpec, response: dict[str, Any]) -> tuple[dict[str, 
 
 async def run_http(spec: HttpSpec, ctx: StepContext) -> Outcome:
     try:
-        expect, labels = secret_phrases(ctx, spec.expect)
+        expect, labels = render_expect(ctx, spec.expect)
         request, response, error = await perform_request(ctx, spec)
     except TemplateError as exc:
         return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")

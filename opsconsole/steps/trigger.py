@@ -12,7 +12,7 @@ from ..expectations import evaluate_http, search_json
 from ..model import TriggerSpec
 from ..run import Assertion, StepStatus
 from . import Outcome, StepContext
-from .http import capture_values, perform_request, secret_phrases
+from .http import capture_values, perform_request, render_expect
 
 __all__ = ["MAX_POLL_ERRORS", "run_trigger"]
 
@@ -27,7 +27,7 @@ def _text(value: object) -> str:
 async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
     started = time.perf_counter()
     try:
-        expect, labels = secret_phrases(ctx, spec.expect)
+        expect, labels = render_expect(ctx, spec.expect)
         request, response, error = await perform_request(ctx, spec)
     except TemplateError as exc:
         return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
@@ -37,8 +37,14 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
     captures, secrets, problems = capture_values(spec, response)
     assertions.extend(problems)
     if not all(a.ok for a in assertions):
-        return Outcome.judged(assertions, "", request=request, response=response,
-                              captures=captures, secret_captures=secrets)
+        return Outcome.judged(
+            assertions,
+            "",
+            request=request,
+            response=response,
+            captures=captures,
+            secret_captures=secrets,
+        )
     ctx.progress(f"triggered: {response['status']} {response['reason']}")
 
     follow = spec.follow
@@ -48,8 +54,12 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
         states.append(initial)
     variables = ChainMap(captures, dict(ctx.variables))
     follow_ctx = StepContext(
-        variables=variables, secret=ctx.secret, redactor=ctx.redactor, client=ctx.client,
-        progress=ctx.progress, secret_labels=ctx.secret_labels,
+        variables=variables,
+        secret=ctx.secret,
+        redactor=ctx.redactor,
+        client=ctx.client,
+        progress=ctx.progress,
+        secret_labels=ctx.secret_labels,
     )
     deadline = time.monotonic() + follow.deadline
     errors_in_a_row = 0
@@ -58,20 +68,36 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
         try:
             _, polled, error = await perform_request(follow_ctx, follow, purpose="follow")
         except TemplateError as exc:
-            return Outcome(StepStatus.FAILED, f"cannot follow: {exc}", request=request,
-                           response=response, assertions=assertions, captures=captures)
+            return Outcome(
+                StepStatus.FAILED,
+                f"cannot follow: {exc}",
+                request=request,
+                response=response,
+                assertions=assertions,
+                captures=captures,
+            )
         if polled is None or polled["status"] >= 400 or not polled.get("is_json"):
             errors_in_a_row += 1
             reason = error or (
-                f"read-back returned {polled['status']} {polled['reason']}" if polled and polled["status"] >= 400
+                f"read-back returned {polled['status']} {polled['reason']}"
+                if polled and polled["status"] >= 400
                 else "read-back is not JSON"
             )
             ctx.progress(f"poll failed ({errors_in_a_row}/{MAX_POLL_ERRORS}): {reason}")
             if errors_in_a_row >= MAX_POLL_ERRORS:
-                assertions.append(Assertion(name="follow", ok=False, detail=f"lost track of the job: {reason}"))
-                return Outcome(StepStatus.FAILED, f"lost track of the job: {reason}", request=request,
-                               response=polled or last, assertions=assertions, states=states,
-                               captures=captures, secret_captures=secrets)
+                assertions.append(
+                    Assertion(name="follow", ok=False, detail=f"lost track of the job: {reason}")
+                )
+                return Outcome(
+                    StepStatus.FAILED,
+                    f"lost track of the job: {reason}",
+                    request=request,
+                    response=polled or last,
+                    assertions=assertions,
+                    states=states,
+                    captures=captures,
+                    secret_captures=secrets,
+                )
         else:
             errors_in_a_row = 0
             last = polled
@@ -86,8 +112,16 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
             current = states[-1] if states else "unknown"
             detail = f"still {current} after {follow.deadline:g}s; stopped following"
             assertions.append(Assertion(name="follow", ok=False, detail=detail))
-            return Outcome(StepStatus.FAILED, detail, request=request, response=last, assertions=assertions,
-                           states=states, captures=captures, secret_captures=secrets)
+            return Outcome(
+                StepStatus.FAILED,
+                detail,
+                request=request,
+                response=last,
+                assertions=assertions,
+                states=states,
+                captures=captures,
+                secret_captures=secrets,
+            )
         await asyncio.sleep(follow.interval)
 
     final = states[-1]
@@ -95,16 +129,40 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
     trail = " → ".join(states)
     if final in follow.failed:
         why = search_json(follow.error, last["json"]) if follow.error else None
-        detail = f"job {final}" + (f": {_text(why)}" if why not in (None, "") else "") + f" ({trail})"
+        detail = (
+            f"job {final}" + (f": {_text(why)}" if why not in (None, "") else "") + f" ({trail})"
+        )
         assertions.append(Assertion(name="follow", ok=False, detail=detail))
-        return Outcome(StepStatus.FAILED, detail, request=request, response=last, assertions=assertions,
-                       states=states, captures=captures, secret_captures=secrets, duration_ms=elapsed)
+        return Outcome(
+            StepStatus.FAILED,
+            detail,
+            request=request,
+            response=last,
+            assertions=assertions,
+            states=states,
+            captures=captures,
+            secret_captures=secrets,
+            duration_ms=elapsed,
+        )
     assertions.append(Assertion(name="follow", ok=True, detail=f"job {final} ({trail})"))
     if follow.expect is not None:
-        assertions.extend(evaluate_http(follow.expect, last))
+        try:
+            final_expect, final_labels = render_expect(follow_ctx, follow.expect)
+        except TemplateError as exc:
+            assertions.append(Assertion(name="follow expect", ok=False, detail=str(exc)))
+        else:
+            assertions.extend(evaluate_http(final_expect, last, secret_phrases=final_labels))
     result = search_json(follow.result, last["json"]) if follow.result else None
     summary = f"job {final} in {elapsed / 1000:.1f}s ({trail})"
     if result is not None:
         summary += f"; result: {_text(result)[:200]}"
-    return Outcome.judged(assertions, summary, request=request, response=last, states=states,
-                          captures=captures, secret_captures=secrets, duration_ms=elapsed)
+    return Outcome.judged(
+        assertions,
+        summary,
+        request=request,
+        response=last,
+        states=states,
+        captures=captures,
+        secret_captures=secrets,
+        duration_ms=elapsed,
+    )

@@ -15,21 +15,32 @@ from tests.conftest import REPO, V2_RUNBOOK
 
 #: fault -> the failing steps in run order, each with the reason it must give
 FAULT_FAILS = {
-    "runner-down": [("runner-without-token", "connection refused: nothing is listening"),
-                    ("runner-wrong-token", "connection refused: nothing is listening"),
-                    ("runner-allowlist", "connection refused: nothing is listening"),
-                    ("trigger-runner", "Runner unreachable")],
-    "runner-rejects-token": [("runner-allowlist", "got 401 Unauthorized"),
-                             ("trigger-runner", "Runner rejected the request (401")],
-    "job-fails": [("trigger-runner", "job failed: nearsight_collect_refresh failed: upstream returned 503")],
+    "runner-down": [
+        ("runner-without-token", "connection refused: nothing is listening"),
+        ("runner-wrong-token", "connection refused: nothing is listening"),
+        ("runner-allowlist", "connection refused: nothing is listening"),
+        ("trigger-runner", "Runner unreachable"),
+    ],
+    "runner-rejects-token": [
+        ("runner-allowlist", "got 401 Unauthorized"),
+        ("trigger-runner", "Runner rejected the request (401"),
+    ],
+    "job-fails": [
+        ("trigger-runner", "job failed: nearsight_collect_refresh failed: upstream returned 503")
+    ],
     "debug-leaks-token": [("debug-env-leaks-nothing", "body CONTAINS secret runner_token")],
 }
 
 
-def opsconsole(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def opsconsole(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "opsconsole.cli", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
 
@@ -41,22 +52,33 @@ def test_check_sandbox_json_passes_the_v2_runbook() -> None:
     statuses = {step["id"]: step["status"] for step in report["steps"]}
     assert sum(status == "passed" for status in statuses.values()) >= 8
     assert report["summary"]["failed"] == 0
-    for step_id in ("cp-missing-database-url", "ops-jobs-without-key", "runner-allowlist",
-                    "create-job", "trigger-runner", "debug-env-leaks-nothing", "jobs-gate"):
+    for step_id in (
+        "cp-missing-database-url",
+        "ops-jobs-without-key",
+        "runner-allowlist",
+        "create-job",
+        "trigger-runner",
+        "debug-env-leaks-nothing",
+        "jobs-gate",
+    ):
         assert statuses[step_id] == "passed", step_id
     trigger = next(step for step in report["steps"] if step["id"] == "trigger-runner")
     assert trigger["states"][-1] == "succeeded"
     # plain shell blocks are never run unattended
     assert statuses["database-migrations-2"] == "skipped"
-    assert "never unattended" in next(s for s in report["steps"] if s["id"] == "database-migrations-2")["detail"]
+    assert (
+        "never unattended"
+        in next(s for s in report["steps"] if s["id"] == "database-migrations-2")["detail"]
+    )
     assert report["steps"][0].keys() >= {"id", "title", "kind", "status", "detail"}
 
 
 @pytest.mark.parametrize("fault", sorted(FAULT_FAILS))
 def test_each_fault_fails_the_right_step_with_the_reason(fault: str, tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
-    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--fault", fault, "--json",
-                      "--junit", str(junit))
+    done = opsconsole(
+        "check", str(V2_RUNBOOK), "--sandbox", "--fault", fault, "--json", "--junit", str(junit)
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads(done.stdout)
     failed = {step["id"]: step["detail"] for step in report["steps"] if step["status"] == "failed"}
@@ -85,15 +107,25 @@ def test_check_text_output_and_secrets_never_printed() -> None:
 
 BROKEN = {
     "bad-yaml.md": ("# T\n\n```ops http\nurl: [\n```\n", 4, "invalid YAML"),
-    "unknown-kind.md": ("# T\n\n```ops teleport\nto: mars\n```\n", 3, "unknown step kind 'teleport'"),
-    "unknown-variable.md": ("# T\n\n```ops http\nurl: \"{{ base }}/x\"\n```\n", 4, "unknown variable 'base'"),
+    "unknown-kind.md": (
+        "# T\n\n```ops teleport\nto: mars\n```\n",
+        3,
+        "unknown step kind 'teleport'",
+    ),
+    "unknown-variable.md": (
+        '# T\n\n```ops http\nurl: "{{ base }}/x"\n```\n',
+        4,
+        "unknown variable 'base'",
+    ),
     "bad-front-matter.md": ("---\ntitle: [\n---\n# T\n", 2, "front matter: invalid YAML"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
 @pytest.mark.parametrize("verb", ["lint", "check", "show"])
-def test_broken_runbook_is_path_line_message_never_a_traceback(verb: str, name: str, tmp_path: Path) -> None:
+def test_broken_runbook_is_path_line_message_never_a_traceback(
+    verb: str, name: str, tmp_path: Path
+) -> None:
     text, line, message = BROKEN[name]
     path = tmp_path / name
     path.write_text(text)
@@ -116,8 +148,14 @@ def test_show_json_outline() -> None:
     assert outline["id"] == "v2-control-plane"
     assert {"sections", "steps", "checklists", "commands"} <= outline.keys()
     create = next(step for step in outline["steps"] if step["id"] == "create-job")
-    assert create == {"id": "create-job", "kind": "http", "title": "Create a job (POST /api/v1/ops/jobs)",
-                      "line": create["line"], "section": "Happy path", "mutating": True}
+    assert create == {
+        "id": "create-job",
+        "kind": "http",
+        "title": "Create a job (POST /api/v1/ops/jobs)",
+        "line": create["line"],
+        "section": "Happy path",
+        "mutating": True,
+    }
     assert V2_RUNBOOK.read_text().splitlines()[create["line"] - 1] == "```ops http"
     assert any("bootstrap_schema.py" in command["run"] for command in outline["commands"])
 
@@ -131,14 +169,16 @@ def test_usage_errors_exit_2() -> None:
 
 def test_check_without_sandbox_reports_human_steps_skipped(tmp_path: Path) -> None:
     runbook = tmp_path / "human.md"
-    runbook.write_text(textwrap.dedent("""\
+    runbook.write_text(
+        textwrap.dedent("""\
         # Human only
         - [ ] Look at the dashboard
 
         ```bash
         rm -rf /tmp/should-never-run
         ```
-    """))
+    """)
+    )
     done = opsconsole("check", str(runbook), "--json")
     report = json.loads(done.stdout)
     assert done.returncode == 0
@@ -161,3 +201,37 @@ def test_audit_verify_after_a_run_and_after_tampering() -> None:
     done = opsconsole("audit", "verify", "--log", str(log))
     assert done.returncode == 1
     assert done.stdout.startswith(f"{log}:{middle + 1}: hash mismatch")
+
+
+def test_headless_gate_stops_before_acting_on_failed_preconditions(tmp_path: Path) -> None:
+    marker = tmp_path / "acted"
+    runbook = tmp_path / "gated.md"
+    runbook.write_text(textwrap.dedent(f"""\
+        # Gated
+        ## Preconditions
+
+        ```ops http
+        id: health
+        url: http://127.0.0.1:9/health
+        timeout: 2s
+        ```
+
+        ```ops gate
+        id: pre-gate
+        ```
+
+        ## Act
+
+        ```ops command
+        id: act
+        run: touch {marker}
+        ```
+    """))
+    done = opsconsole("check", str(runbook), "--json")
+    report = json.loads(done.stdout)
+    assert done.returncode == 1
+    statuses = {step["id"]: (step["status"], step["detail"]) for step in report["steps"]}
+    assert statuses["health"][0] == "failed"
+    assert statuses["pre-gate"] == ("failed", "NO-GO: headless check stops here: not passed: health")
+    assert statuses["act"][0] == "skipped" and "no-go gate 'pre-gate'" in statuses["act"][1]
+    assert not marker.exists()

@@ -34,14 +34,25 @@ async def slow(request: Request) -> JSONResponse:
 
 
 async def echo(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok", "key_seen": request.headers.get("x-ops-key") is not None,
-                         "token": request.headers.get("x-ops-key")})
+    return JSONResponse(
+        {
+            "status": "ok",
+            "key_seen": request.headers.get("x-ops-key") is not None,
+            "token": request.headers.get("x-ops-key"),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
-    app = Starlette(routes=[Route("/html500", html_500), Route("/plain", plain_200),
-                            Route("/slow", slow), Route("/echo", echo)])
+    app = Starlette(
+        routes=[
+            Route("/html500", html_500),
+            Route("/plain", plain_200),
+            Route("/slow", slow),
+            Route("/echo", echo),
+        ]
+    )
     with LoopbackServers() as servers:
         port = servers.serve("failures", app)
         yield f"http://127.0.0.1:{port}"
@@ -109,8 +120,10 @@ async def walk(tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     path = tmp_path / "failures.md"
     path.write_text(RUNBOOK)
     runbook = load_runbook(path)
-    env = Environment(name="test", variables={"base_url": base_url,
-                                              "closed_url": f"http://127.0.0.1:{closed_port()}"})
+    env = Environment(
+        name="test",
+        variables={"base_url": base_url, "closed_url": f"http://127.0.0.1:{closed_port()}"},
+    )
     session = open_session(runbook, env, tmp_path / "home")
     assert await session.start() == []
     results = {}
@@ -122,14 +135,17 @@ async def walk(tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     return session, results, secret
 
 
-async def test_each_failure_reads_as_what_happened(tmp_path: Path, base_url: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_each_failure_reads_as_what_happened(
+    tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session, results, secret = await walk(tmp_path, base_url, monkeypatch)
     detail = {step_id: result.detail for step_id, result in results.items()}
     assert results["closed"].status is StepStatus.FAILED
     assert detail["closed"].startswith("connection refused: nothing is listening at 127.0.0.1:")
     assert detail["timeout"].endswith("within 0.5s (timeout)")
-    assert detail["html500"].startswith("expected status 2xx, got 500 Internal Server Error (text/html")
+    assert detail["html500"].startswith(
+        "expected status 2xx, got 500 Internal Server Error (text/html"
+    )
     assert detail["plain"] == "response is not JSON (text/plain; charset=utf-8: OK but not JSON)"
     assert results["echo"].status is StepStatus.PASSED, detail["echo"]
 
@@ -141,8 +157,9 @@ async def test_each_failure_reads_as_what_happened(tmp_path: Path, base_url: str
     assert secret not in saved and '"token": "***"' in saved.replace('\\"', '"')
 
 
-async def test_one_failed_request_does_not_stop_the_next(tmp_path: Path, base_url: str,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_one_failed_request_does_not_stop_the_next(
+    tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     session, results, _ = await walk(tmp_path, base_url, monkeypatch)
     assert [r.status for r in results.values()].count(StepStatus.FAILED) == 4
     assert session.run.status.value == "completed"

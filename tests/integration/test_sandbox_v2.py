@@ -471,7 +471,7 @@ def test_slow_control_plane_delays_every_response(
         started = time.perf_counter()
         assert runner.get("/health").status_code == 200
         runner_time = time.perf_counter() - started
-    assert slow >= 2.5
+    assert slow >= 6.0
     assert runner_time < 1.0
     started = time.perf_counter()
     client.get("/api/ops/jobs")

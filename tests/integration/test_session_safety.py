@@ -25,8 +25,10 @@ from tests.conftest import REPO, V2_RUNBOOK
 
 
 def jobs(sandbox: Sandbox) -> list[dict]:
-    response = httpx.get(f"{sandbox.variables['base_url']}/api/v1/ops/jobs",
-                         headers={"X-Ops-Key": sandbox.secret_values["ops_key"]})
+    response = httpx.get(
+        f"{sandbox.variables['base_url']}/api/v1/ops/jobs",
+        headers={"X-Ops-Key": sandbox.secret_values["ops_key"]},
+    )
     return response.json()["jobs"]
 
 
@@ -40,8 +42,13 @@ async def test_mutating_step_is_refused_when_the_audit_log_cannot_be_written(
     from opsconsole.secrets import Redactor
 
     redactor = Redactor()
-    session = RunSession(runbook, environment, store=RunStore(tmp_path),
-                         audit=AuditLog(blocker / "audit.jsonl", redactor), redactor=redactor)
+    session = RunSession(
+        runbook,
+        environment,
+        store=RunStore(tmp_path),
+        audit=AuditLog(blocker / "audit.jsonl", redactor),
+        redactor=redactor,
+    )
     await session.start()
     before = len(jobs(sandbox))
     result = await session.execute("create-job")
@@ -50,14 +57,21 @@ async def test_mutating_step_is_refused_when_the_audit_log_cannot_be_written(
     assert result.detail.startswith("refused: audit log")
     assert len(jobs(sandbox)) == before, "the job must not be created without an audit intent"
     # read-only steps still run: observing is not acting
-    session2 = RunSession(runbook, environment, store=RunStore(tmp_path),
-                          audit=AuditLog(blocker / "audit.jsonl", redactor), redactor=redactor)
+    session2 = RunSession(
+        runbook,
+        environment,
+        store=RunStore(tmp_path),
+        audit=AuditLog(blocker / "audit.jsonl", redactor),
+        redactor=redactor,
+    )
     await session2.start()
     assert (await session2.execute("ops-jobs-without-key")).status is StepStatus.PASSED
     await session2.close()
 
 
-async def test_protected_environment_needs_typed_confirmation(sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_protected_environment_needs_typed_confirmation(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
     runbook = load_runbook(V2_RUNBOOK)
     environment = load_config(sandbox.config_path).environment("sandbox-prod")
     assert environment.protected
@@ -94,7 +108,9 @@ async def test_gate_refuses_go_with_failed_steps_and_no_go_stops_the_run(
                 await session.execute(step.id)
         with pytest.raises(StepRefused, match="cannot go: 2 step"):
             await session.execute("jobs-gate", Answer(yes=True))
-        await session.execute("jobs-gate", Answer(yes=False, note="runner token rotated; paging owner"))
+        await session.execute(
+            "jobs-gate", Answer(yes=False, note="runner token rotated; paging owner")
+        )
         assert session.run.status is RunStatus.ABORTED
         with pytest.raises(StepRefused, match="run is finished"):
             await session.execute("debug-env-leaks-nothing")
@@ -104,7 +120,9 @@ async def test_gate_refuses_go_with_failed_steps_and_no_go_stops_the_run(
         sandbox.set_fault("runner-rejects-token", False)
     assert "NO-GO: runner token rotated; paging owner" in report
     assert "| Go / no-go: auth, runner and job lifecycle | gate | FAIL |" in report
-    assert "| Trigger the runner and follow the job to a terminal state | trigger | FAIL |" in report
+    assert (
+        "| Trigger the runner and follow the job to a terminal state | trigger | FAIL |" in report
+    )
     for value in sandbox.secret_values.values():
         assert value not in report
 
@@ -120,13 +138,28 @@ def test_killed_mid_step_resumes_at_that_step_with_results_intact(tmp_path: Path
     """SIGKILL while the trigger step follows a long job; the next session sees it as unknown."""
     with Sandbox(job_seconds=60) as sandbox:
         home = tmp_path / "home"
-        env = {**os.environ, "PYTHONPATH": str(REPO), "OPSCONSOLE_HOME": str(home),
-               "OPSCONSOLE_SECRET_OPS_KEY": sandbox.secret_values["ops_key"],
-               "OPSCONSOLE_SECRET_RUNNER_TOKEN": sandbox.secret_values["runner_token"]}
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(REPO),
+            "OPSCONSOLE_HOME": str(home),
+            "OPSCONSOLE_SECRET_OPS_KEY": sandbox.secret_values["ops_key"],
+            "OPSCONSOLE_SECRET_RUNNER_TOKEN": sandbox.secret_values["runner_token"],
+        }
         child = subprocess.Popen(
-            [sys.executable, "-c", CHILD, "--config", str(sandbox.config_path), "check",
-             str(V2_RUNBOOK), "--env", "sandbox"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                "--config",
+                str(sandbox.config_path),
+                "check",
+                str(V2_RUNBOOK),
+                "--env",
+                "sandbox",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         try:
             deadline = time.monotonic() + 60
@@ -172,10 +205,36 @@ def test_killed_mid_step_resumes_at_that_step_with_results_intact(tmp_path: Path
             await session.start()
             with pytest.raises(StepRefused, match="outcome is unknown"):
                 await session.execute("trigger-runner")
-            session.skip("trigger-runner", "job 42 confirmed running on the runner; not re-triggering")
+            session.skip(
+                "trigger-runner", "job 42 confirmed running on the runner; not re-triggering"
+            )
             await session.close()
 
         import asyncio
 
         asyncio.run(rerun())
         assert store.load(session.run.id).results["trigger-runner"].status is StepStatus.SKIPPED
+
+
+async def test_follow_expectations_are_templated(sandbox: Sandbox, tmp_path: Path) -> None:
+    runbook_path = tmp_path / "follow.md"
+    runbook_path.write_text(
+        "---\nvariables: [base_url]\nsecrets: [ops_key, runner_token]\n---\n# Follow\n\n"
+        "```ops trigger\nid: t\nurl: \"{{ base_url }}/api/v1/ops/trigger_runner\"\n"
+        "headers: {X-Ops-Key: \"{{ secrets.ops_key }}\"}\n"
+        "json: {job_type: metrics_refresh, payload: {}}\ncapture: {jid: job_id}\n"
+        "follow:\n  url: \"{{ base_url }}/api/v1/ops/jobs/{{ jid }}\"\n"
+        "  headers: {X-Ops-Key: \"{{ secrets.ops_key }}\"}\n  interval: 100ms\n"
+        "  expect:\n    json:\n      - path: id\n        equals: \"{{ jid }}\"\n"
+        "    body_not_contains: [\"{{ secrets.runner_token }}\"]\n```\n"
+    )
+    runbook = load_runbook(runbook_path)
+    environment = load_config(sandbox.config_path).environment("sandbox")
+    session = open_session(runbook, environment, tmp_path)
+    await session.start()
+    result = await session.execute("t")
+    await session.close()
+    assert result.status is StepStatus.PASSED, result.detail
+    details = [a.detail for a in result.assertions]
+    assert f"id = {session.run.captures['jid']}" in details
+    assert "body does not contain secret runner_token" in details

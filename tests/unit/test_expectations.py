@@ -6,12 +6,22 @@ from opsconsole.expectations import evaluate_command, evaluate_http
 from opsconsole.model import CommandExpect, HttpExpect
 
 
-def response(status=200, body='{"status": "ok", "items": [1, 2]}', content_type="application/json", elapsed=12.0):
+def response(
+    status=200,
+    body='{"status": "ok", "items": [1, 2]}',
+    content_type="application/json",
+    elapsed=12.0,
+):
     import json
 
-    record = {"status": status, "reason": "OK" if status == 200 else "Error",
-              "headers": {"content-type": content_type}, "body": body, "elapsed_ms": elapsed,
-              "is_json": False}
+    record = {
+        "status": status,
+        "reason": "OK" if status == 200 else "Error",
+        "headers": {"content-type": content_type},
+        "body": body,
+        "elapsed_ms": elapsed,
+        "is_json": False,
+    }
     try:
         record["json"] = json.loads(body)
         record["is_json"] = True
@@ -32,12 +42,16 @@ def test_default_status_is_2xx_and_explains_a_500_html_body() -> None:
 
 
 def test_json_assertions_and_non_json_body() -> None:
-    expect = HttpExpect.model_validate({"json": [
-        {"path": "status", "equals": "ok"},
-        {"path": "items", "length": 3},
-        {"path": "missing", "exists": True},
-        {"path": "status", "one_of": ["ok", "degraded"]},
-    ]})
+    expect = HttpExpect.model_validate(
+        {
+            "json": [
+                {"path": "status", "equals": "ok"},
+                {"path": "items", "length": 3},
+                {"path": "missing", "exists": True},
+                {"path": "status", "one_of": ["ok", "degraded"]},
+            ]
+        }
+    )
     assert failures(evaluate_http(expect, response())) == [
         "items expected length 3, got 2",
         "missing is missing",
@@ -49,8 +63,11 @@ def test_json_assertions_and_non_json_body() -> None:
 def test_secret_phrase_is_named_never_shown() -> None:
     leaked = "tok-ABCDEF123456"
     expect = HttpExpect(body_not_contains=[leaked], body_not_matches=["(?i)token|url|key"])
-    result = evaluate_http(expect, response(body=f'{{"runner_token": "{leaked}"}}'),
-                           secret_phrases={leaked: "secret runner_token"})
+    result = evaluate_http(
+        expect,
+        response(body=f'{{"runner_token": "{leaked}"}}'),
+        secret_phrases={leaked: "secret runner_token"},
+    )
     details = failures(result)
     assert "body CONTAINS secret runner_token" in details
     assert any(d.startswith("/(?i)token|url|key/ found") for d in details)

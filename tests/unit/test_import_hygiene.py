@@ -10,18 +10,38 @@ import sys
 from tests.conftest import REPO
 
 ENGINE_MODULES = [
-    "opsconsole", "opsconsole.audit", "opsconsole.cli", "opsconsole.config", "opsconsole.errors",
-    "opsconsole.evidence", "opsconsole.expectations", "opsconsole.headless", "opsconsole.loader",
-    "opsconsole.model", "opsconsole.run", "opsconsole.secrets", "opsconsole.session",
-    "opsconsole.steps", "opsconsole.steps.command", "opsconsole.steps.http",
-    "opsconsole.steps.trigger", "opsconsole.template", "opsconsole.sandbox",
+    "opsconsole",
+    "opsconsole.audit",
+    "opsconsole.cli",
+    "opsconsole.config",
+    "opsconsole.errors",
+    "opsconsole.evidence",
+    "opsconsole.expectations",
+    "opsconsole.headless",
+    "opsconsole.loader",
+    "opsconsole.model",
+    "opsconsole.run",
+    "opsconsole.secrets",
+    "opsconsole.session",
+    "opsconsole.steps",
+    "opsconsole.steps.command",
+    "opsconsole.steps.http",
+    "opsconsole.steps.trigger",
+    "opsconsole.template",
+    "opsconsole.sandbox",
 ]
 
 
 def loaded_after(code: str) -> set[str]:
     probe = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        check=True,
+    )
     return set(json.loads(done.stdout.splitlines()[-1]))
 
 

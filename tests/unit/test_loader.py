@@ -34,7 +34,13 @@ def test_v2_runbook_outline() -> None:
     assert runbook.id == "v2-control-plane"
     assert set(runbook.secrets) == {"ops_key", "runner_token"}
     kinds = {step.kind for step in runbook.steps}
-    assert {StepKind.HTTP, StepKind.TRIGGER, StepKind.COMMAND, StepKind.MANUAL, StepKind.GATE} <= kinds
+    assert {
+        StepKind.HTTP,
+        StepKind.TRIGGER,
+        StepKind.COMMAND,
+        StepKind.MANUAL,
+        StepKind.GATE,
+    } <= kinds
     create = runbook.step("create-job")
     assert create.mutating and create.spec.method == "POST"
     assert not runbook.step("debug-env-leaks-nothing").mutating
@@ -45,7 +51,9 @@ def test_v2_runbook_outline() -> None:
 
 
 def test_human_runbook_without_ops_blocks_is_useful(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # Restart the widget service
 
         Call the on-call lead first.
@@ -66,11 +74,16 @@ def test_human_runbook_without_ops_blocks_is_useful(tmp_path: Path) -> None:
         ```python
         print("not a command")
         ```
-    """)
+    """,
+    )
     runbook, errors = parse_runbook(path)
     assert errors == []
     assert runbook.title == "Restart the widget service"
-    assert [s.title for s in runbook.sections] == ["Restart the widget service", "Checks", "Restart"]
+    assert [s.title for s in runbook.sections] == [
+        "Restart the widget service",
+        "Checks",
+        "Restart",
+    ]
     manual = [s for s in runbook.steps if s.kind is StepKind.MANUAL]
     assert [m.title for m in manual] == ["Dashboards are green", "Paged the owner"]
     assert manual[1].spec.detail == "- with the incident link"
@@ -209,7 +222,9 @@ def test_human_runbook_without_ops_blocks_is_useful(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_broken_runbooks_name_file_and_line(tmp_path: Path, source: str, line: int, message: str) -> None:
+def test_broken_runbooks_name_file_and_line(
+    tmp_path: Path, source: str, line: int, message: str
+) -> None:
     path = write(tmp_path, source)
     errors = errors_of(path)
     assert errors, "expected an error"
@@ -221,7 +236,9 @@ def test_broken_runbooks_name_file_and_line(tmp_path: Path, source: str, line: i
 
 
 def test_lint_reports_every_error_in_a_file_and_missing_paths(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # T
 
         ```ops bogus
@@ -230,7 +247,8 @@ def test_lint_reports_every_error_in_a_file_and_missing_paths(tmp_path: Path) ->
         ```ops http
         url: "{{ nowhere }}"
         ```
-    """)
+    """,
+    )
     errors = [str(e) for e in lint_paths([path, tmp_path / "absent.md"])]
     assert f"{tmp_path / 'absent.md'}:1: no such file or folder" in errors
     assert any(e.startswith(f"{path}:3:") for e in errors)
@@ -244,7 +262,9 @@ def test_not_utf8_is_an_error_with_a_line(tmp_path: Path) -> None:
 
 
 def test_generated_step_ids_are_stable_and_unique(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # T
         ## Phase one
         - [ ] a
@@ -252,7 +272,101 @@ def test_generated_step_ids_are_stable_and_unique(tmp_path: Path) -> None:
 
         ```ops gate
         ```
-    """)
+    """,
+    )
     runbook = load_runbook(path)
     assert [s.id for s in runbook.steps] == ["phase-one-1", "phase-one-2", "phase-one-3"]
     assert runbook.steps[-1].title == "Go / no-go: Phase one"
+
+
+def test_reference_before_its_capture_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        ---
+        variables: [base_url]
+        ---
+        # T
+
+        ```ops http
+        url: "{{ base_url }}/jobs/{{ job_id }}"
+        ```
+
+        ```ops http
+        method: POST
+        url: "{{ base_url }}/jobs"
+        capture:
+          job_id: id
+        ```
+    """)
+    assert errors_of(path) == [
+        f"{path}:7: variable 'job_id' is used before the step that captures or asks for it (line 10)"
+    ]
+
+
+def test_one_bad_front_matter_key_keeps_the_rest(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        ---
+        owner: team-a
+        variables: [base_url]
+        ---
+        # T
+
+        ```ops http
+        url: "{{ base_url }}/health"
+        ```
+    """)
+    assert errors_of(path) == [f"{path}:2: front matter: unknown field 'owner'"]
+
+
+def test_one_mistake_is_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        # T
+
+        ```ops command
+        run: echo hi
+        expect:
+          exit: sometimes
+        ```
+    """)
+    (error,) = errors_of(path)
+    assert error.startswith(f"{path}:6: ops command: expect.exit: expected ")
+    assert "\n" not in error
+
+
+def test_shell_titles_console_continuations_and_numbers_as_text(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        # T
+
+        ```bash
+        # Restart the broker
+        systemctl restart broker
+        ```
+
+        ```console
+        $ echo one \\
+        > two
+        one two
+        ```
+
+        ```ops http
+        url: http://127.0.0.1:1/
+        headers:
+          X-Retries: 3
+        ```
+    """)
+    runbook = load_runbook(path)
+    restart, echo, http = runbook.steps
+    assert restart.title == "Restart the broker"
+    assert echo.spec.run == "echo one \\\ntwo"
+    assert http.spec.headers == {"X-Retries": "3"}
+
+
+def test_nested_task_items_are_not_repeated_in_the_parent_detail(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        # T
+        - [ ] Parent
+          - context line
+          - [ ] Child
+    """)
+    parent, child = load_runbook(path).steps
+    assert parent.spec.detail == "- context line"
+    assert child.title == "Child"
