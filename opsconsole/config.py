@@ -21,39 +21,31 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing import Any
 
 from .errors import ConfigError
 
-__all__ = [
-    "ConsoleSettings",
-    "Config",
-    "Environment",
-    "bundled_runbooks_dir",
-    "default_config_path",
-    "load_config",
-    "state_dir",
-]
+# The config is read on the way to the first frame, so it is validated by hand
+# with dataclasses: pydantic costs ~190 ms to import, which alone would break the
+# home screen's start-up budget (see docs/architecture.md).
 
 
-class Environment(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+@dataclass
+class Environment:
     name: str = ""
     description: str = ""
     protected: bool = False
-    variables: dict[str, str] = Field(default_factory=dict)
-    secrets: list[str] = Field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
 
 
-class Config(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    runbook_paths: list[str] = Field(default_factory=list)
+@dataclass
+class Config:
+    runbook_paths: list[str] = field(default_factory=list)
     default_environment: str | None = None
-    environments: dict[str, Environment] = Field(default_factory=dict)
+    environments: dict[str, Environment] = field(default_factory=dict)
     #: where the config was read from (None: built-in defaults)
     source: Path | None = None
 
@@ -69,6 +61,58 @@ class Config(BaseModel):
 
     def environment_names(self) -> list[str]:
         return list(self.environments) or ["local"]
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected {what}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _text_map(value: Any, where: str) -> dict[str, str]:
+    _expect(value, dict, where, "a table of name = value")
+    out = {}
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise ConfigError(f"{where}.{key}: expected text or a number, got {item!r}")
+        out[str(key)] = str(item)
+    return out
+
+
+def _text_list(value: Any, where: str) -> list[str]:
+    _expect(value, list, where, "a list of names")
+    for item in value:
+        _expect(item, str, where, "a list of names")
+    return list(value)
+
+
+def _parse_config(data: dict[str, Any], where: str) -> Config:
+    unknown = set(data) - {"runbook_paths", "default_environment", "environments"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    config = Config(
+        runbook_paths=_text_list(data.get("runbook_paths", []), f"{where}: runbook_paths"),
+        default_environment=data.get("default_environment"),
+    )
+    if config.default_environment is not None:
+        _expect(config.default_environment, str, f"{where}: default_environment", "a name")
+    environments = _expect(data.get("environments", {}), dict, f"{where}: environments", "tables")
+    for name, body in environments.items():
+        at = f"{where}: environments.{name}"
+        _expect(body, dict, at, "a table")
+        extra = set(body) - {"description", "protected", "variables", "secrets"}
+        if extra:
+            raise ConfigError(f"{at}: unknown setting {sorted(extra)[0]!r}")
+        config.environments[name] = Environment(
+            name=name,
+            description=_expect(body.get("description", ""), str, f"{at}.description", "text"),
+            protected=_expect(
+                body.get("protected", False), bool, f"{at}.protected", "true or false"
+            ),
+            variables=_text_map(body.get("variables", {}), f"{at}.variables"),
+            secrets=_text_list(body.get("secrets", []), f"{at}.secrets"),
+        )
+    return config
 
 
 def default_config_path() -> Path:
@@ -113,14 +157,7 @@ def load_config(path: Path | str | None = None) -> Config:
         line = match.group(1) if match else "1"
         message = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc))
         raise ConfigError(f"{config_path}:{line}: invalid TOML: {message}") from None
-    try:
-        config = Config.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{config_path}: {where}: {first['msg']}") from None
-    for name, environment in config.environments.items():
-        environment.name = name
+    config = _parse_config(data, str(config_path))
     if config.default_environment and config.default_environment not in config.environments:
         raise ConfigError(
             f"{config_path}: default_environment {config.default_environment!r} is not defined"
@@ -129,10 +166,9 @@ def load_config(path: Path | str | None = None) -> Config:
     return config
 
 
-class ConsoleSettings(BaseModel):
+@dataclass
+class ConsoleSettings:
     """Everything the TUI needs, decided by the CLI before the App is built."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     config: Config
     home: Path
@@ -141,6 +177,14 @@ class ConsoleSettings(BaseModel):
     #: open this runbook's walkthrough straight away (``opsconsole run``)
     initial_runbook: Path | None = None
     #: the running demo sandbox (``opsconsole demo``): lets the UI inject faults
-    sandbox: object | None = None
+    sandbox: Any = None
     #: where evidence reports are written
     evidence_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home)
+        self.runbook_paths = [Path(path) for path in self.runbook_paths]
+        if self.initial_runbook is not None:
+            self.initial_runbook = Path(self.initial_runbook)
+        if self.evidence_dir is not None:
+            self.evidence_dir = Path(self.evidence_dir)
