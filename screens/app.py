@@ -1,0 +1,301 @@
+"""The opsconsole App: settings in, screens on top, an exit code out.
+
+The CLI builds :class:`~opsconsole.config.ConsoleSettings` and calls
+:func:`run_console`. Heavy modules (the loader, the session, httpx, the
+walkthrough's Markdown and syntax highlighting) load after the first frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from opsconsole.config import ConsoleSettings, Environment
+from opsconsole.errors import OpsConsoleError
+
+from .home import HomeScreen
+
+if TYPE_CHECKING:
+    from textual.command import Provider
+
+    from .catalog import RunbookEntry
+    from .walkthrough import WalkthroughScreen
+
+__all__ = ["OpsConsoleApp", "run_console"]
+
+
+def _runbook_commands() -> type[Provider]:
+    from .commands import RunbookCommands
+
+    return RunbookCommands
+
+
+def _step_commands() -> type[Provider]:
+    from .commands import StepCommands
+
+    return StepCommands
+
+
+def _environment_commands() -> type[Provider]:
+    from .commands import EnvironmentCommands
+
+    return EnvironmentCommands
+
+
+def _sandbox_commands() -> type[Provider]:
+    from .commands import SandboxCommands
+
+    return SandboxCommands
+
+
+class OpsConsoleApp(App[int]):
+    """Keyboard-first runbook console: Home -> Walkthrough, with modals for every question."""
+
+    TITLE = "opsconsole"
+    # Home as a mode (not get_default_screen) so its CSS_PATH is loaded like any screen's.
+    MODES: ClassVar[dict[str, type[Screen[object]]]] = {"home": HomeScreen}
+    DEFAULT_MODE: ClassVar[str] = "home"
+    COMMANDS = App.COMMANDS | {
+        _runbook_commands,
+        _step_commands,
+        _environment_commands,
+        _sandbox_commands,
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
+    ]
+
+    #: the environment new walkthroughs open in; screens watch it
+    environment_name: reactive[str] = reactive("", init=False)
+
+    def __init__(self, settings: ConsoleSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.catalog: list[RunbookEntry] = []
+        self._startup_warning: str | None = None
+        self._initial_opened = False
+        self.environment = self._initial_environment()
+        self.set_reactive(OpsConsoleApp.environment_name, self.environment.name)
+
+    def _initial_environment(self) -> Environment:
+        config = self.settings.config
+        try:
+            return config.environment(self.settings.environment)
+        except OpsConsoleError as exc:
+            self._startup_warning = str(exc)
+            return config.environment(None)
+
+    def on_mount(self) -> None:
+        if self._startup_warning:
+            self.notify(self._startup_warning, severity="warning", markup=False)
+
+    # -- catalog and navigation ------------------------------------------------------
+
+    def set_catalog(self, entries: list[RunbookEntry]) -> None:
+        self.catalog = entries
+        initial = self.settings.initial_runbook
+        if initial is not None and not self._initial_opened:
+            self._initial_opened = True  # once, not on every reload of the catalog
+            self.open_runbook(initial)
+
+    def entry_for(self, path: Path) -> RunbookEntry | None:
+        wanted = Path(path)
+        for entry in self.catalog:
+            if entry.path == wanted:
+                return entry
+        resolved = wanted.resolve()
+        for entry in self.catalog:
+            if entry.path.resolve() == resolved:
+                return entry
+        return None
+
+    @property
+    def walkthrough(self) -> WalkthroughScreen | None:
+        """The open walkthrough, if any (without importing it when none was ever opened)."""
+        module = sys.modules.get(f"{__package__}.walkthrough")
+        if module is None:
+            return None
+        WalkthroughScreen = module.WalkthroughScreen  # noqa: N806
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, WalkthroughScreen):
+                return screen
+        return None
+
+    @work(exclusive=True, group="open", exit_on_error=False)
+    async def open_runbook(self, path: Path) -> None:
+        """Open a runbook's walkthrough in the current environment (offering to resume)."""
+        from opsconsole.run import RunStore, StepStatus
+        from opsconsole.session import open_session
+
+        from .resume import ResumePrompt
+        from .walkthrough import WalkthroughScreen
+
+        if self.walkthrough is not None:
+            self.notify(
+                "A walkthrough is open: leave it (escape) before opening another runbook.",
+                severity="warning",
+            )
+            return
+        entry = self.entry_for(path)
+        if entry is None:
+            from .catalog import load_catalog
+
+            found = await asyncio.to_thread(load_catalog, [], self.settings.home, [Path(path)])
+            entry = found[0] if found else None
+        if entry is None or not entry.ok or entry.runbook is None:
+            from .catalog import display_path
+
+            reason = entry.first_error if entry is not None else f"{display_path(path)}: not found"
+            self.notify(
+                f"Cannot open this runbook until it is fixed:\n{reason}",
+                title="Runbook has errors",
+                severity="error",
+                markup=False,
+                timeout=10,
+            )
+            return
+        runbook = entry.runbook
+        environment = self.environment
+        store = RunStore(self.settings.home)
+        try:
+            unfinished = await asyncio.to_thread(store.unfinished, runbook.id, environment.name)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        resume = None
+        if unfinished:
+            latest = unfinished[0]
+            if not any(r.status is not StepStatus.PENDING for r in latest.results.values()):
+                # opened and left without doing anything: nothing to ask, just carry on with it
+                resume = latest
+            else:
+                choice = await self.push_screen_wait(ResumePrompt(latest, runbook))
+                if choice is None:
+                    return
+                if choice == "resume":
+                    resume = latest
+        try:
+            session = open_session(runbook, environment, self.settings.home, resume=resume)
+            problems = await session.start()
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Cannot start the run", severity="error", markup=False)
+            return
+        await self.push_screen(WalkthroughScreen(session, self.settings))
+        for problem in [*problems, *session.warnings]:
+            self.notify(problem, title="Warning", severity="warning", markup=False, timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Backstop for the app's own workers: report, never crash the console.
+        if event.state is WorkerState.ERROR and event.worker.group in {"open", "sandbox"}:
+            error = event.worker.error
+            self.notify(
+                f"{type(error).__name__}: {error}",
+                title="Unexpected error",
+                severity="error",
+                markup=False,
+                timeout=15,
+            )
+
+    # -- environment -----------------------------------------------------------------
+
+    def action_pick_environment(self) -> None:
+        from .environments import EnvironmentPicker
+
+        if self.walkthrough is not None:
+            self.notify(
+                "Leave the walkthrough (escape) before switching environment: "
+                "this run belongs to " + self.walkthrough.session.environment.name,
+                severity="warning",
+                markup=False,
+            )
+            return
+        self.push_screen(
+            EnvironmentPicker(self.settings.config, self.environment.name),
+            callback=self._environment_picked,
+        )
+
+    def _environment_picked(self, name: str | None) -> None:
+        if name:
+            self.switch_environment(name)
+
+    def switch_environment(self, name: str) -> None:
+        if self.walkthrough is not None:
+            self.notify(
+                "Leave the walkthrough (escape) before switching environment.",
+                severity="warning",
+            )
+            return
+        try:
+            environment = self.settings.config.environment(name)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), severity="error", markup=False)
+            return
+        self.environment = environment
+        self.environment_name = environment.name
+        if environment.protected:
+            self.notify(
+                f"{environment.name} is PROTECTED: every mutating step asks you to type its name.",
+                title="Protected environment",
+                severity="warning",
+                markup=False,
+            )
+
+    # -- sandbox ---------------------------------------------------------------------
+
+    @work(thread=True, group="sandbox", exit_on_error=False)
+    def set_sandbox_fault(self, name: str, active: bool) -> None:
+        sandbox = self.settings.sandbox
+        if sandbox is None:
+            return
+        try:
+            sandbox.set_fault(name, active)  # type: ignore[attr-defined]
+        except Exception as exc:  # noqa: BLE001 - reported, never a traceback
+            self.notify(f"Cannot change fault {name}: {exc}", severity="error", markup=False)
+            return
+        verb = "injected" if active else "cleared"
+        self.notify(f"Sandbox fault {name} {verb}.", markup=False)
+
+    # -- help and quit ---------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from .help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss()
+            return
+        self.push_screen(HelpScreen(self.screen))
+
+    def run_in_progress(self) -> bool:
+        walkthrough = self.walkthrough
+        return walkthrough is not None and walkthrough.run_in_progress
+
+    async def action_quit(self) -> None:
+        from .dialogs import QuitDialog
+
+        if isinstance(self.screen, QuitDialog):
+            self.exit(0)  # ctrl+q twice: the operator means it
+            return
+        if not self.run_in_progress():
+            self.exit(0)
+            return
+        self.push_screen(QuitDialog(), callback=self._quit_answered)
+
+    def _quit_answered(self, quit_now: bool | None) -> None:
+        if quit_now:
+            self.exit(0)
+
+
+def run_console(settings: ConsoleSettings) -> int:
+    """Run the console until the operator quits; returns the process exit code."""
+    app = OpsConsoleApp(settings)
+    app.run()
+    return app.return_code if app.return_code is not None else 0

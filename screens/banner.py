@@ -1,0 +1,55 @@
+"""The environment banner: which environment the operator is acting on, always visible.
+
+A protected environment switches the banner to its own accent ($error) and
+spells out PROTECTED, so production can never be mistaken for staging.
+"""
+
+from __future__ import annotations
+
+from textual.content import Content
+from textual.reactive import reactive
+from textual.widget import Widget
+
+__all__ = ["EnvironmentBanner"]
+
+
+class EnvironmentBanner(Widget):
+    """One line: the environment (protected accent) and optional run details."""
+
+    DEFAULT_CSS = """
+    EnvironmentBanner {
+        height: 1;
+        width: 1fr;
+        padding: 0 1;
+        background: $panel;
+        color: $foreground;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    EnvironmentBanner.-protected {
+        background: $error;
+        color: $text;
+        text-style: bold;
+    }
+    """
+
+    environment_name: reactive[str] = reactive("")
+    protected: reactive[bool] = reactive(False)
+    description: reactive[str] = reactive("")
+    #: extra text after the environment (run id, counts) — Content, never markup
+    details: reactive[Content] = reactive(Content(""))
+
+    def watch_protected(self, protected: bool) -> None:
+        self.set_class(protected, "-protected")
+
+    def render(self) -> Content:
+        if self.protected:
+            head = Content.assemble(("PROTECTED: ", "bold"), (self.environment_name, "bold"))
+        else:
+            head = Content.assemble("Environment: ", (self.environment_name, "bold"))
+        parts: list[Content | str] = [head]
+        if self.details:
+            parts += [" │ ", self.details]
+        elif self.description:
+            parts += [" — ", self.description]
+        return Content.assemble(*parts)

@@ -1,0 +1,493 @@
+"""Small modal questions: each is a ``ModalScreen[T]`` answered with ``dismiss()``.
+
+Every dialog starts with the safe or the expected button focused, answers to
+escape with "cancel", and shows outside text (step titles, commands, notes)
+as plain text, never as markup.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, ClassVar, TypeVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from opsconsole.session import Answer
+
+if TYPE_CHECKING:
+    from opsconsole.model import Step
+    from opsconsole.run import StepResult
+
+__all__ = [
+    "CommandConfirmDialog",
+    "ConfirmStepDialog",
+    "Dialog",
+    "ErrorDialog",
+    "InputDialog",
+    "ManualCheckDialog",
+    "QuitDialog",
+    "SkipReasonDialog",
+    "TypedConfirmDialog",
+    "UnknownOutcomeDialog",
+]
+
+ResultT = TypeVar("ResultT")
+
+
+class Dialog(ModalScreen[ResultT]):
+    """A framed question in the middle of the screen; escape cancels (dismisses None)."""
+
+    DEFAULT_CSS = """
+    Dialog {
+        align: center middle;
+        background: $background 60%;
+    }
+    Dialog > #dialog {
+        width: 76;
+        max-width: 100%;
+        height: auto;
+        max-height: 100%;
+        border: thick $primary;
+        border-title-style: bold;
+        border-title-color: $text;
+        background: $surface;
+        padding: 0 1;
+    }
+    Dialog.-danger > #dialog {
+        border: thick $error;
+    }
+    Dialog .dialog-text {
+        width: 1fr;
+        height: auto;
+    }
+    Dialog .dialog-muted {
+        width: 1fr;
+        height: auto;
+        color: $text-muted;
+    }
+    Dialog .dialog-error {
+        width: 1fr;
+        height: auto;
+        color: $text-error;
+        text-style: bold;
+    }
+    Dialog .dialog-code {
+        width: 1fr;
+        height: auto;
+        max-height: 8;
+        padding: 0 1;
+        margin: 1 0 0 0;
+        background: $boost;
+        color: $text;
+    }
+    Dialog Input {
+        margin: 1 0 0 0;
+        background: $boost;
+    }
+    Dialog Input:focus {
+        background: $primary 20%;
+    }
+    Dialog #dialog-buttons {
+        width: 1fr;
+        height: auto;
+        align-horizontal: right;
+        margin-top: 1;
+    }
+    Dialog #dialog-buttons Button {
+        margin-left: 2;
+        min-width: 10;
+        padding: 0 1;
+    }
+    Dialog #dialog-buttons Button:focus {
+        text-style: bold reverse;
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", tooltip="Close without answering"),
+        Binding("left", "app.focus_previous", "Previous button", show=False),
+        Binding("right", "app.focus_next", "Next button", show=False),
+    ]
+
+    #: the dialog frame's title
+    TITLE_TEXT = ""
+    #: id of the widget focused when the dialog opens
+    FIRST_FOCUS: str | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog") as frame:
+            frame.border_title = self.TITLE_TEXT
+            yield from self.compose_body()
+            with Horizontal(id="dialog-buttons"):
+                yield from self.compose_buttons()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        if self.FIRST_FOCUS:
+            self.query_one(f"#{self.FIRST_FOCUS}").focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def show_error(self, text: str) -> None:
+        error = self.query_one("#dialog-error", Static)
+        error.update(Content(text))
+        error.display = True
+
+    @staticmethod
+    def error_line() -> Static:
+        line = Static("", id="dialog-error", classes="dialog-error", markup=False)
+        line.display = False
+        return line
+
+
+class ManualCheckDialog(Dialog[Answer | None]):
+    """A task-list item: did the operator check it? (Checked / Not OK + an optional note)."""
+
+    TITLE_TEXT = "Manual check"
+    FIRST_FOCUS = "yes"
+
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(Content.assemble((self.step.spec.text, "bold")), classes="dialog-text")
+        if self.step.spec.detail:
+            yield Static(Content(self.step.spec.detail), classes="dialog-muted")
+        yield Input(
+            placeholder="Note (optional; goes into the evidence)", id="note", compact=True
+        )
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("✓ Checked", variant="success", id="yes", compact=True)
+        yield Button("✗ Not OK", variant="error", id="no", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _answer(self, yes: bool) -> None:
+        self.dismiss(Answer(yes=yes, note=self.query_one("#note", Input).value))
+
+    @on(Input.Submitted, "#note")
+    def _submitted(self) -> None:
+        self._answer(True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+        else:
+            self._answer(event.button.id == "yes")
+
+
+class ConfirmStepDialog(Dialog[Answer | None]):
+    """An ``ops confirm`` step: a yes/no question recorded in the run."""
+
+    TITLE_TEXT = "Confirm"
+    FIRST_FOCUS = "yes"
+
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(Content.assemble((self.step.title, "bold")), classes="dialog-text")
+        if self.step.spec.prompt != self.step.title:
+            yield Static(Content(self.step.spec.prompt), classes="dialog-text")
+        yield Input(placeholder="Note (optional)", id="note", compact=True)
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Yes", variant="success", id="yes", compact=True)
+        yield Button("No", variant="error", id="no", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    @on(Input.Submitted, "#note")
+    def _submitted(self) -> None:
+        self.dismiss(Answer(yes=True, note=self.query_one("#note", Input).value))
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "cancel":
+            self.dismiss(None)
+            return
+        note = self.query_one("#note", Input).value
+        self.dismiss(Answer(yes=event.button.id == "yes", note=note))
+
+
+class InputDialog(Dialog[Answer | None]):
+    """An ``ops input`` step: a value for the run (hidden when it is a secret)."""
+
+    TITLE_TEXT = "Input"
+    FIRST_FOCUS = "value"
+
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+    def compose_body(self) -> ComposeResult:
+        spec = self.step.spec
+        yield Static(Content.assemble((spec.prompt, "bold")), classes="dialog-text")
+        hint = f"Saved as {spec.name}"
+        if spec.secret:
+            hint += " (secret: never shown, never saved)"
+        if spec.pattern:
+            hint += f"; must match /{spec.pattern}/"
+        yield Static(Content(hint), classes="dialog-muted")
+        yield Input(placeholder=spec.default or "", password=spec.secret, id="value", compact=True)
+        yield self.error_line()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("OK", variant="primary", id="ok", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _submit(self) -> None:
+        spec = self.step.spec
+        value = self.query_one("#value", Input).value or (spec.default or "")
+        if not value:
+            self.show_error("Type a value (or cancel and skip the step with a reason).")
+            return
+        if spec.pattern and not re.fullmatch(spec.pattern, value):
+            self.show_error(f"That does not match /{spec.pattern}/.")
+            return
+        self.dismiss(Answer(value=value))
+
+    @on(Input.Submitted, "#value")
+    def _submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "ok":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+
+class SkipReasonDialog(Dialog[str | None]):
+    """Skip a step: the reason is required (it goes into the evidence)."""
+
+    TITLE_TEXT = "Skip step"
+    FIRST_FOCUS = "reason"
+
+    def __init__(self, step: Step) -> None:
+        super().__init__()
+        self.step = step
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            Content.assemble("Skip ", (self.step.title, "bold"), "?"), classes="dialog-text"
+        )
+        yield Static(
+            Content("The reason is required; it is recorded in the run and the evidence."),
+            classes="dialog-muted",
+        )
+        yield Input(placeholder="Reason for skipping", id="reason", compact=True)
+        yield self.error_line()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("↷ Skip", variant="warning", id="skip", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _submit(self) -> None:
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.show_error("A skip needs a reason.")
+            self.query_one("#reason", Input).focus()
+            return
+        self.dismiss(reason)
+
+    @on(Input.Submitted, "#reason")
+    def _submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "skip":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+
+class TypedConfirmDialog(Dialog[bool | None]):
+    """A mutating step in a protected environment: type the environment's name to go on."""
+
+    TITLE_TEXT = "Protected environment"
+    FIRST_FOCUS = "environment"
+
+    def __init__(self, environment: str, step: Step, action: str, reason: str) -> None:
+        super().__init__(classes="-danger")
+        self.environment = environment
+        self.step = step
+        self.action = action
+        self.reason = reason
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            Content.assemble(
+                ("PROTECTED: ", "bold $text-error"),
+                (self.environment, "bold"),
+                " — this step changes something:",
+            ),
+            classes="dialog-text",
+        )
+        yield Static(Content.assemble((self.step.title, "bold")), classes="dialog-text")
+        yield Static(Content(self.action), classes="dialog-code")
+        yield Static(
+            Content.assemble(
+                "Type ", (self.environment, "bold"), " to run it, or escape to cancel."
+            ),
+            classes="dialog-text",
+        )
+        yield Input(placeholder=self.environment, id="environment", compact=True)
+        yield self.error_line()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Run it", variant="error", id="confirm", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _submit(self) -> None:
+        typed = self.query_one("#environment", Input).value.strip()
+        if typed != self.environment:
+            self.show_error(f"That is not {self.environment!r}: type the name exactly.")
+            self.query_one("#environment", Input).focus()
+            return
+        self.dismiss(True)
+
+    @on(Input.Submitted, "#environment")
+    def _submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "confirm":
+            self._submit()
+        else:
+            self.dismiss(False)
+
+
+class UnknownOutcomeDialog(Dialog[bool | None]):
+    """A mutating step was interrupted: re-running it needs the operator's explicit say."""
+
+    TITLE_TEXT = "Outcome unknown"
+    FIRST_FOCUS = "cancel"
+
+    def __init__(self, step: Step, result: StepResult) -> None:
+        super().__init__(classes="-danger")
+        self.step = step
+        self.result = result
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            Content.assemble(("? ", "bold $text-warning"), (self.step.title, "bold")),
+            classes="dialog-text",
+        )
+        yield Static(
+            Content(
+                "This step was interrupted while it ran: it may or may not have acted. "
+                "Check the system first. Then re-run it, or skip it (s) with a reason."
+            ),
+            classes="dialog-text",
+        )
+        if self.result.detail:
+            yield Static(Content(self.result.detail), classes="dialog-muted")
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Re-run anyway", variant="warning", id="rerun", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "rerun")
+
+
+class CommandConfirmDialog(Dialog[bool | None]):
+    """A plain shell block: show the exact command before it runs on this machine."""
+
+    TITLE_TEXT = "Run a shell command"
+    FIRST_FOCUS = "cancel"
+
+    def __init__(self, step: Step, environment: str) -> None:
+        super().__init__()
+        self.step = step
+        self.environment = environment
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            Content.assemble(
+                "This command from the runbook runs on this machine (environment ",
+                (self.environment, "bold"),
+                "):",
+            ),
+            classes="dialog-text",
+        )
+        yield Static(Content(self.step.spec.run), classes="dialog-code")
+        yield Static(
+            Content("Tab to Run and press enter to run it exactly as shown."),
+            classes="dialog-muted",
+        )
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Run", variant="warning", id="run", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "run")
+
+
+class QuitDialog(Dialog[bool | None]):
+    """ctrl+q with a run in progress."""
+
+    TITLE_TEXT = "Quit opsconsole?"
+    FIRST_FOCUS = "stay"
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(
+            Content("A run is in progress (saved; you can resume it later). Quit?"),
+            classes="dialog-text",
+        )
+        yield Static(
+            Content("A step that is still running is interrupted and comes back as unknown."),
+            classes="dialog-muted",
+        )
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Quit", variant="error", id="quit", compact=True)
+        yield Button("Stay", variant="primary", id="stay", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "quit")
+
+
+class ErrorDialog(Dialog[None]):
+    """Something unexpected went wrong; the run is saved."""
+
+    TITLE_TEXT = "Unexpected error"
+    FIRST_FOCUS = "ok"
+
+    def __init__(self, message: str, advice: str) -> None:
+        super().__init__(classes="-danger")
+        self.message = message
+        self.advice = advice
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(Content(self.message), classes="dialog-code")
+        yield Static(Content(self.advice), classes="dialog-text")
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("OK", variant="primary", id="ok", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self) -> None:
+        self.dismiss(None)

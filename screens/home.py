@@ -1,0 +1,288 @@
+"""Home: the runbooks the console knows, their last runs, and the environment."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.content import Content
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from .banner import EnvironmentBanner
+
+if TYPE_CHECKING:
+    from .app import OpsConsoleApp
+    from .catalog import RunbookEntry
+
+__all__ = ["HomeScreen", "RunbookTable"]
+
+#: fixed widths of the narrow columns; title, service and tags share the rest
+_STEPS_WIDTH = 5
+_LAST_RUN_WIDTH = 18
+
+
+class RunbookTable(DataTable[Text]):
+    """The runbook list; enter opens the highlighted runbook."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted runbook"),
+        Binding("home", "first_row", "First runbook", show=False),
+        Binding("end", "last_row", "Last runbook", show=False),
+    ]
+
+    def action_first_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=0)
+
+    def action_last_row(self) -> None:
+        if self.row_count:
+            self.move_cursor(row=self.row_count - 1)
+
+
+class HomeScreen(Screen[None]):
+    """The first screen: pick a runbook and an environment."""
+
+    CSS_PATH = "home.tcss"
+    AUTO_FOCUS = "RunbookTable"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "pick_environment", "Environment", tooltip="Switch the environment"),
+        Binding("r", "reload", "Reload", tooltip="Read the runbook files again"),
+    ]
+
+    class CatalogLoaded(Message):
+        """The runbook files were parsed (posted by the catalog worker)."""
+
+        def __init__(self, entries: list[RunbookEntry]) -> None:
+            super().__init__()
+            self.entries = entries
+
+    class CatalogFailed(Message):
+        def __init__(self, reason: str) -> None:
+            super().__init__()
+            self.reason = reason
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._entries: dict[str, RunbookEntry] = {}
+        self._table_width = 0
+
+    @property
+    def ops_app(self) -> OpsConsoleApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield EnvironmentBanner(id="home-environment")
+        yield RunbookTable(id="runbooks", cursor_type="row", zebra_stripes=True)
+        yield Static(Content("Reading runbooks…"), id="runbook-detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "runbooks"
+        banner = self.query_one(EnvironmentBanner)
+        self.watch(self.app, "environment_name", self._environment_changed)
+        banner.environment_name = self.ops_app.environment.name
+        self._build_columns()
+        # parse after the first frame: the operator sees the console at once
+        self.call_after_refresh(self.load_catalog)
+
+    def on_screen_resume(self) -> None:
+        # Back from a walkthrough: the last-run column may have changed.
+        if self._entries:
+            self.load_catalog()
+
+    def _environment_changed(self, name: str) -> None:
+        environment = self.ops_app.environment
+        banner = self.query_one(EnvironmentBanner)
+        banner.environment_name = environment.name
+        banner.protected = environment.protected
+        banner.description = environment.description
+        self.set_class(environment.protected, "-protected")
+
+    # -- the catalog ---------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="catalog", exit_on_error=False)
+    def load_catalog(self) -> None:
+        from .catalog import load_catalog
+
+        settings = self.ops_app.settings
+        extra = [settings.initial_runbook] if settings.initial_runbook else []
+        try:
+            entries = load_catalog(settings.runbook_paths, settings.home, extra)
+        except Exception as exc:  # noqa: BLE001 - shown to the operator, never a traceback
+            self.post_message(self.CatalogFailed(f"{type(exc).__name__}: {exc}"))
+            return
+        self.post_message(self.CatalogLoaded(entries))
+
+    @on(CatalogFailed)
+    def _catalog_failed(self, message: CatalogFailed) -> None:
+        self.query_one("#runbook-detail", Static).update(
+            Content.assemble(("Cannot read the runbooks: ", "$text-error bold"), message.reason)
+        )
+
+    @on(CatalogLoaded)
+    def _catalog_loaded(self, message: CatalogLoaded) -> None:
+        self.ops_app.set_catalog(message.entries)
+        self._entries = {entry.key: entry for entry in message.entries}
+        self._fill_table()
+
+    # -- the table -----------------------------------------------------------------
+
+    def on_resize(self) -> None:
+        table = self.query_one(RunbookTable)
+        if table.size.width and table.size.width != self._table_width:
+            self._build_columns()
+            self._fill_table()
+
+    def _build_columns(self) -> None:
+        table = self.query_one(RunbookTable)
+        width = table.size.width or self.app.size.width
+        self._table_width = width
+        # cell padding (1 each side) per column, and a cell for the scrollbar
+        free = max(width - 2 * 5 - 1 - _STEPS_WIDTH - _LAST_RUN_WIDTH, 24)
+        title = max(free * 45 // 100, 12)
+        service = max(free * 30 // 100, 6)
+        tags = max(free - title - service, 6)
+        table.clear(columns=True)
+        table.add_column("Runbook", width=title, key="title")
+        table.add_column("Service", width=service, key="service")
+        table.add_column("Tags", width=tags, key="tags")
+        table.add_column("Steps", width=_STEPS_WIDTH, key="steps")
+        table.add_column("Last run", width=_LAST_RUN_WIDTH, key="last")
+
+    def _theme_style(self, variable: str, *, bold: bool = False) -> Style:
+        """A Rich style for DataTable cells from a theme variable such as ``$text-error``."""
+        color = self.app.theme_variables.get(variable.lstrip("$"))
+        try:
+            return Style(color=color, bold=bold)
+        except Exception:  # noqa: BLE001 - a theme value rich cannot parse: plain text
+            return Style(bold=bold)
+
+    def _cell(self, text: str, style: Style | str = "") -> Text:
+        return Text(text, style=style, no_wrap=True, overflow="ellipsis", end="")
+
+    def _fill_table(self) -> None:
+        from .status import last_run_summary
+
+        table = self.query_one(RunbookTable)
+        highlighted = None
+        if table.row_count and table.cursor_row is not None:
+            try:
+                highlighted = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+            except Exception:  # noqa: BLE001 - an empty or rebuilt table has no cursor cell
+                highlighted = None
+        table.clear()
+        for entry in self._entries.values():
+            if entry.ok and entry.runbook is not None:
+                runbook = entry.runbook
+                text, variable = last_run_summary(entry.last_run)
+                muted = variable == "$text-muted"
+                style = Style(dim=True) if muted else self._theme_style(variable)
+                table.add_row(
+                    self._cell(runbook.title, Style(bold=True)),
+                    self._cell(runbook.service or "—"),
+                    self._cell(", ".join(runbook.tags) or "—"),
+                    self._cell(str(len(runbook.steps))),
+                    self._cell(text, style),
+                    key=entry.key,
+                )
+            else:
+                error = self._theme_style("$text-error")
+                table.add_row(
+                    self._cell(entry.title, error),
+                    self._cell("—"),
+                    self._cell("—"),
+                    self._cell("—"),
+                    self._cell("✗ cannot open", error),
+                    key=entry.key,
+                )
+        if highlighted in self._entries:
+            table.move_cursor(row=table.get_row_index(highlighted))
+        if not self._entries:
+            self.query_one("#runbook-detail", Static).update(
+                Content("No runbooks found. Add folders to runbook_paths in the config.")
+            )
+        else:
+            self._show_detail()
+
+    @property
+    def highlighted_entry(self) -> RunbookEntry | None:
+        table = self.query_one(RunbookTable)
+        if not table.row_count:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        except Exception:  # noqa: BLE001
+            return None
+        return self._entries.get(key or "")
+
+    def _show_detail(self) -> None:
+        from .catalog import display_path
+        from .status import format_time, run_counts
+
+        entry = self.highlighted_entry
+        detail = self.query_one("#runbook-detail", Static)
+        detail.set_class(entry is not None and not entry.ok, "-broken")
+        if entry is None:
+            detail.update(Content(""))
+            return
+        if not entry.ok:
+            more = len(entry.errors) - 1
+            also = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
+            detail.update(
+                Content.assemble(
+                    ("✗ Cannot open: ", "bold"),
+                    entry.first_error,
+                    also,
+                    "\n",
+                    ("Fix the file (opsconsole lint checks it), then press r to reload.", "dim"),
+                )
+            )
+            return
+        runbook = entry.runbook
+        assert runbook is not None
+        lines: list[str | tuple[str, str]] = [(display_path(entry.path), "$text-muted")]
+        if runbook.description:
+            lines += ["\n", " ".join(runbook.description.split())]
+        run = entry.last_run
+        if run is not None:
+            counts = run_counts(run)
+            when = (
+                f"finished {format_time(run.finished_at)}"
+                if run.finished_at
+                else f"started {format_time(run.started_at)}"
+            )
+            lines += [
+                "\n",
+                ("Last run ", "bold"),
+                f"{run.id} in {run.environment}: {run.status.value.replace('_', ' ')}, "
+                f"{counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped ({when})",
+            ]
+        detail.update(Content.assemble(*lines))
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self) -> None:
+        self._show_detail()
+
+    @on(DataTable.RowSelected)
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        entry = self._entries.get(event.row_key.value or "")
+        if entry is not None:
+            self.ops_app.open_runbook(entry.path)
+
+    # -- actions -------------------------------------------------------------------
+
+    def action_pick_environment(self) -> None:
+        self.ops_app.action_pick_environment()
+
+    def action_reload(self) -> None:
+        self.query_one("#runbook-detail", Static).update(Content("Reading runbooks…"))
+        self.load_catalog()

@@ -1,0 +1,120 @@
+"""How step and run states look on screen: icons, colours, one-line summaries.
+
+Styles are theme variables resolved by Textual's Content, never colours.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from textual.content import Content
+
+from opsconsole.run import RunStatus, StepStatus
+
+if TYPE_CHECKING:
+    from opsconsole.model import Step
+    from opsconsole.run import Run, StepResult
+
+__all__ = [
+    "MUTATING_MARK",
+    "STATUS_ICON",
+    "STATUS_STYLE",
+    "counts_content",
+    "format_time",
+    "last_run_summary",
+    "run_counts",
+    "status_content",
+    "step_line",
+]
+
+STATUS_ICON: dict[StepStatus, str] = {
+    StepStatus.PENDING: "·",
+    StepStatus.RUNNING: "◌",
+    StepStatus.PASSED: "✓",
+    StepStatus.FAILED: "✗",
+    StepStatus.SKIPPED: "↷",
+    StepStatus.UNKNOWN: "?",
+}
+
+STATUS_STYLE: dict[StepStatus, str] = {
+    StepStatus.PENDING: "$text-muted",
+    StepStatus.RUNNING: "$text-accent bold",
+    StepStatus.PASSED: "$text-success",
+    StepStatus.FAILED: "$text-error bold",
+    StepStatus.SKIPPED: "$text-muted",
+    StepStatus.UNKNOWN: "$text-warning bold",
+}
+
+#: marks a step that changes something (shown after the state icon)
+MUTATING_MARK = "!"
+
+
+def status_content(status: StepStatus, *, label: bool = False) -> Content:
+    text = STATUS_ICON[status] + (f" {status.value.upper()}" if label else "")
+    return Content.assemble((text, STATUS_STYLE[status]))
+
+
+def step_line(step: Step, status: StepStatus) -> Content:
+    """One line of the step list: state icon, mutating mark, title."""
+    mark = (MUTATING_MARK, "$text-warning bold") if step.mutating else " "
+    return Content.assemble(
+        (STATUS_ICON[status], STATUS_STYLE[status]), mark, " ", step.title
+    )
+
+
+def run_counts(run: Run) -> dict[str, int]:
+    counts = {status.value: 0 for status in StepStatus}
+    for result in run.results.values():
+        counts[result.status.value] += 1
+    return counts
+
+
+def counts_content(counts: dict[str, int]) -> Content:
+    parts: list[str | tuple[str, str]] = []
+    for status in (StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED,
+                   StepStatus.UNKNOWN, StepStatus.PENDING):
+        if parts:
+            parts.append(" ")
+        parts.append((f"{STATUS_ICON[status]}{counts.get(status.value, 0)}", STATUS_STYLE[status]))
+    return Content.assemble(*parts)
+
+
+def format_time(iso: str | None) -> str:
+    """``2025-03-14T03:12:09.123Z`` -> ``2025-03-14 03:12 UTC`` (runs are stamped in UTC)."""
+    if not iso:
+        return "—"
+    try:
+        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def last_run_summary(run: Run | None) -> tuple[str, str]:
+    """The home table's 'Last run' cell: (text, theme style)."""
+    if run is None:
+        return "never run", "$text-muted"
+    counts = run_counts(run)
+    if run.status is RunStatus.IN_PROGRESS:
+        return "… in progress", "$text-warning"
+    if run.status is RunStatus.ABORTED:
+        return "✗ aborted (no-go)", "$text-error"
+    if counts["failed"] or counts["unknown"]:
+        bad = counts["failed"] + counts["unknown"]
+        return f"✗ {bad} failed", "$text-error"
+    return (
+        f"✓ completed {counts['passed']}/{counts['failed']}/{counts['skipped']}",
+        "$text-success",
+    )
+
+
+def result_timing(result: StepResult) -> str:
+    parts = []
+    if result.attempts:
+        parts.append(f"attempt {result.attempts}")
+    if result.started_at:
+        parts.append(f"started {format_time(result.started_at)}")
+    if result.duration_ms is not None:
+        parts.append(f"took {result.duration_ms:.0f} ms")
+    return " · ".join(parts)

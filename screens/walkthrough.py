@@ -1,0 +1,563 @@
+"""The walkthrough: one run of one runbook in one environment, walked with the keyboard.
+
+Steps run in a worker (``group="step"``): the worker asks the operator through
+modal dialogs, calls :meth:`RunSession.execute` and posts typed messages;
+the handlers below are the only code that touches widgets.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
+from textual.worker import Worker, WorkerState
+
+from opsconsole.errors import ConfirmationRequired, OpsConsoleError
+from opsconsole.model import StepKind
+from opsconsole.run import FINISHED, RunStatus, StepStatus
+
+from .banner import EnvironmentBanner
+from .dialogs import (
+    CommandConfirmDialog,
+    ConfirmStepDialog,
+    ErrorDialog,
+    InputDialog,
+    ManualCheckDialog,
+    SkipReasonDialog,
+    TypedConfirmDialog,
+    UnknownOutcomeDialog,
+)
+from .gate import GateDialog
+from .status import STATUS_ICON, counts_content
+from .step_detail import StepDetail
+from .step_list import StepList
+
+if TYPE_CHECKING:
+    from opsconsole.config import ConsoleSettings
+    from opsconsole.model import Step
+    from opsconsole.session import Answer, RunSession
+
+__all__ = ["WalkthroughScreen"]
+
+
+class WalkthroughScreen(Screen[None]):
+    """Sections and steps on the left, the selected step and its section on the right."""
+
+    CSS_PATH = "walkthrough.tcss"
+    AUTO_FOCUS = "StepList"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("r", "run_step", "Run/retry", show=False,
+                tooltip="Run (or retry) the selected step"),
+        Binding("n", "next_step", "Next", tooltip="Select the next unfinished step"),
+        Binding("s", "skip_step", "Skip", tooltip="Skip the selected step (a reason is required)"),
+        Binding("x", "answer_step", "Answer check", show=False,
+                tooltip="Answer the selected manual check"),
+        Binding("g", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
+        Binding("e", "export_evidence", "Evidence", tooltip="Export the evidence report"),
+        Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+    ]
+
+    # -- messages from workers -----------------------------------------------------
+
+    class StepStarted(Message):
+        def __init__(self, step_id: str) -> None:
+            super().__init__()
+            self.step_id = step_id
+
+    class StepProgress(Message):
+        def __init__(self, step_id: str, line: str) -> None:
+            super().__init__()
+            self.step_id = step_id
+            self.line = line
+
+    class StepFinished(Message):
+        """A step was run, answered or skipped; the session holds its result."""
+
+        def __init__(self, step_id: str) -> None:
+            super().__init__()
+            self.step_id = step_id
+
+    class StepSettled(Message):
+        """A step worker ended without a new result (cancelled, refused)."""
+
+        def __init__(self, step_id: str) -> None:
+            super().__init__()
+            self.step_id = step_id
+
+    class StepCrashed(Message):
+        def __init__(self, step_id: str, error: str) -> None:
+            super().__init__()
+            self.step_id = step_id
+            self.error = error
+
+    class EvidenceExported(Message):
+        def __init__(self, path: str) -> None:
+            super().__init__()
+            self.path = path
+
+    #: the step a worker is running right now (None when idle)
+    running_step: reactive[str | None] = reactive(None)
+
+    def __init__(self, session: RunSession, settings: ConsoleSettings) -> None:
+        super().__init__()
+        self.session = session
+        self.settings = settings
+        self._section_shown: int | None = None
+        self._prose = self._section_prose()
+
+    # -- layout ----------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        session = self.session
+        statuses = {step.id: session.result(step.id).status for step in session.runbook.steps}
+        yield Header()
+        yield EnvironmentBanner(id="walk-status")
+        with Horizontal(id="walk-body"):
+            with Vertical(id="walk-steps-pane"):
+                yield StepList(session.runbook, statuses, id="walk-steps")
+            with VerticalScroll(id="walk-detail-pane"):
+                yield StepDetail(id="walk-step-detail")
+                yield Static(id="walk-section-title", markup=False)
+                yield Markdown(id="walk-section-prose")
+        yield Static(id="walk-run-state", markup=False)
+        log = RichLog(id="walk-progress", max_lines=500, wrap=True, markup=False, highlight=False)
+        log.border_title = "Progress"
+        yield log
+        yield Footer()
+
+    def on_mount(self) -> None:
+        session = self.session
+        self.title = session.runbook.title
+        self.sub_title = "walkthrough"
+        banner = self.query_one(EnvironmentBanner)
+        banner.environment_name = session.environment.name
+        banner.protected = session.environment.protected
+        self.set_class(session.environment.protected, "-protected")
+        self._update_status()
+        steps = session.runbook.steps
+        step_id = session.run.cursor or (steps[0].id if steps else None)
+        if step_id is not None:
+            self.select_step(step_id)
+        if session.resumed:
+            self._log(f"Resumed run {session.run.id}.")
+        else:
+            self._log(f"Started run {session.run.id} in {session.environment.name}.")
+        self._show_run_state()
+
+    async def on_unmount(self) -> None:
+        await self.session.close()
+
+    # -- state helpers -----------------------------------------------------------------
+
+    @property
+    def run_in_progress(self) -> bool:
+        """A run worth asking about before quitting: unfinished and touched, or a step running."""
+        session = self.session
+        if self.running_step is not None or session.running is not None:
+            return True
+        if session.finished:
+            return False
+        return any(
+            session.result(step.id).status is not StepStatus.PENDING
+            for step in session.runbook.steps
+        )
+
+    @property
+    def selected_step(self) -> Step | None:
+        step_id = self.query_one(StepList).selected_step_id
+        return self.session.runbook.step(step_id) if step_id else None
+
+    def select_step(self, step_id: str) -> None:
+        self.query_one(StepList).select_step(step_id)
+        self._show_step(step_id)
+
+    def _section_prose(self) -> dict[int, str]:
+        """Markdown per section with steps; step-less sections before it are folded in."""
+        prose: dict[int, str] = {}
+        pending: list[str] = []
+        for section in self.session.runbook.sections:
+            if not section.step_ids:
+                if section.prose:
+                    pending.append(f"**{section.title}**\n\n{section.prose}")
+                continue
+            prose[section.index] = "\n\n".join([*pending, section.prose]).strip()
+            pending = []
+        if pending and prose:  # step-less sections at the end belong to the last one
+            last = max(prose)
+            prose[last] = "\n\n".join([prose[last], *pending]).strip()
+        return prose
+
+    def _log(self, line: str) -> None:
+        from rich.text import Text
+
+        self.query_one(RichLog).write(Text(line))
+
+    def _update_status(self) -> None:
+        session = self.session
+        details = Content.assemble(
+            ("run ", "not bold"),
+            (session.run.id, "not bold"),
+            " │ ",
+            counts_content(session.summary()),
+        )
+        self.query_one(EnvironmentBanner).details = details
+
+    def _show_step(self, step_id: str) -> None:
+        session = self.session
+        step = session.runbook.step(step_id)
+        self.query_one(StepDetail).show(session, step, running=step_id == self.running_step)
+        if self._section_shown != step.section:
+            self._section_shown = step.section
+            section = session.runbook.sections[step.section]
+            self.query_one("#walk-section-title", Static).update(
+                Content.assemble(("Section: ", "$text-muted"), (section.title, "bold"))
+            )
+            self.query_one(Markdown).update(self._prose.get(step.section, ""))
+            self.query_one("#walk-detail-pane", VerticalScroll).scroll_home(animate=False)
+
+    def _show_run_state(self) -> None:
+        session = self.session
+        state = self.query_one("#walk-run-state", Static)
+        counts = session.summary()
+        state.remove_class("-completed", "-aborted", "-running")
+        if self.running_step is not None:
+            title = session.runbook.step(self.running_step).title
+            state.update(Content.assemble(("◌ Running: ", "bold"), title, " …"))
+            state.add_class("-running")
+        elif session.run.status is RunStatus.COMPLETED:
+            state.update(
+                Content(
+                    f"Run completed: {counts['passed']} passed, {counts['failed']} failed, "
+                    f"{counts['skipped']} skipped — press e to export evidence"
+                )
+            )
+            state.add_class("-completed")
+        elif session.run.status is RunStatus.ABORTED:
+            state.update(
+                Content(
+                    f"Run stopped (no-go): {counts['passed']} passed, {counts['failed']} failed, "
+                    f"{counts['skipped']} skipped — press e to export evidence"
+                )
+            )
+            state.add_class("-aborted")
+        else:
+            state.update(Content(""))
+        state.display = any(
+            state.has_class(name) for name in ("-completed", "-aborted", "-running")
+        )
+
+    def _refresh_step(self, step_id: str) -> None:
+        status = self.session.result(step_id).status
+        if step_id == self.running_step:
+            status = StepStatus.RUNNING
+        self.query_one(StepList).set_status(step_id, status)
+        selected = self.query_one(StepList).selected_step_id
+        if selected == step_id:
+            self._show_step(step_id)
+
+    def watch_running_step(self, old: str | None, new: str | None) -> None:
+        for step_id in (old, new):
+            if step_id is not None:
+                self._refresh_step(step_id)
+        self._show_run_state()
+
+    # -- list events -----------------------------------------------------------------
+
+    @on(OptionList.OptionHighlighted, "#walk-steps")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id and not event.option.disabled:
+            self._show_step(event.option.id)
+
+    @on(OptionList.OptionSelected, "#walk-steps")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.action_run_step()
+
+    # -- actions ---------------------------------------------------------------------
+
+    def _busy(self) -> bool:
+        if self.running_step is not None or self.session.running is not None:
+            running = self.running_step or self.session.running
+            self.notify(
+                f"{self.session.runbook.step(running).title!s} is still running; wait for it.",
+                severity="warning",
+                markup=False,
+            )
+            return True
+        return any(
+            worker.is_running for worker in self.workers if worker.group == "step"
+        )
+
+    def action_run_step(self) -> None:
+        step = self.selected_step
+        if step is None or self._busy():
+            return
+        self.walk_step(step.id, "run")
+
+    def action_answer_step(self) -> None:
+        step = self.selected_step
+        if step is None or self._busy():
+            return
+        if not step.needs_human:
+            self.notify("x answers manual checks and questions; r runs this step.", markup=False)
+            return
+        self.walk_step(step.id, "run")
+
+    def action_skip_step(self) -> None:
+        step = self.selected_step
+        if step is None or self._busy():
+            return
+        self.walk_step(step.id, "skip")
+
+    def action_next_step(self) -> None:
+        steps = self.session.runbook.steps
+        current = self.selected_step
+        start = self.session.runbook.index_of(current.id) + 1 if current else 0
+        for step in [*steps[start:], *steps[:start]]:
+            if self.session.result(step.id).status not in FINISHED:
+                self.select_step(step.id)
+                return
+        self.notify("Every step is finished.", markup=False)
+
+    def action_gate(self) -> None:
+        if self._busy():
+            return
+        for step in self.session.runbook.steps:
+            if step.kind is StepKind.GATE and self.session.result(step.id).status not in FINISHED:
+                self.select_step(step.id)
+                self.walk_step(step.id, "run")
+                return
+        self.notify("No undecided gate left in this run.", markup=False)
+
+    def action_export_evidence(self) -> None:
+        self.export_evidence()
+
+    def action_leave(self) -> None:
+        if self.running_step is not None:
+            self.notify(
+                "A step is still running: wait for it before leaving "
+                "(the run is saved either way).",
+                severity="warning",
+            )
+            return
+        self.dismiss()
+
+    def jump_to(self, step_id: str) -> None:
+        """Select a step (from the command palette)."""
+        self.select_step(step_id)
+        self.query_one(StepList).focus()
+
+    # -- the step worker -------------------------------------------------------------
+
+    def _progress(self, step_id: str, line: str) -> None:
+        self.post_message(self.StepProgress(step_id, line))
+
+    @work(exclusive=True, group="step", exit_on_error=False)
+    async def walk_step(self, step_id: str, intent: str) -> None:
+        """Ask what needs asking, then run, answer or skip one step (never two at once)."""
+        session = self.session
+        step = session.runbook.step(step_id)
+        try:
+            if intent == "skip":
+                reason = await self.app.push_screen_wait(SkipReasonDialog(step))
+                if reason is None:
+                    return
+                session.skip(step_id, reason)
+                self.post_message(self.StepFinished(step_id))
+                return
+            await self._run(step)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Not done", severity="warning", markup=False, timeout=8)
+            self.post_message(self.StepSettled(step_id))
+        except Exception as exc:  # noqa: BLE001 - shown in a dialog; the run is saved
+            try:
+                session.save()
+            except Exception:  # noqa: BLE001, S110 - saving is best effort here
+                pass
+            text = session.redactor.redact(f"{type(exc).__name__}: {exc}")
+            self.post_message(self.StepCrashed(step_id, text))
+
+    async def _run(self, step: Step) -> None:
+        session = self.session
+        result = session.result(step.id)
+        if session.finished:
+            self.notify(
+                "This run is finished. Open the runbook again to start a new run.",
+                markup=False,
+            )
+            return
+        rerun_unknown = False
+        if result.status is StepStatus.UNKNOWN:
+            if not await self.app.push_screen_wait(UnknownOutcomeDialog(step, result)):
+                return
+            rerun_unknown = True
+        answer: Answer | None = None
+        if step.needs_human:
+            answer = await self.app.push_screen_wait(self._question_for(step))
+            if answer is None:
+                return
+        elif step.kind is StepKind.COMMAND and step.spec.plain:
+            if not await self.app.push_screen_wait(
+                CommandConfirmDialog(step, session.environment.name)
+            ):
+                return
+        confirmed = False
+        while True:
+            try:
+                if not step.needs_human:
+                    self.post_message(self.StepStarted(step.id))
+                await session.execute(
+                    step.id,
+                    answer,
+                    confirmed=confirmed,
+                    rerun_unknown=rerun_unknown,
+                    progress=self._progress,
+                )
+            except ConfirmationRequired as exc:
+                self.post_message(self.StepSettled(step.id))
+                action = session._describe_action(step)
+                ok = await self.app.push_screen_wait(
+                    TypedConfirmDialog(session.environment.name, step, action, str(exc))
+                )
+                if not ok:
+                    return
+                confirmed = True
+                continue
+            break
+        self.post_message(self.StepFinished(step.id))
+
+    def _question_for(
+        self, step: Step
+    ) -> ManualCheckDialog | InputDialog | ConfirmStepDialog | GateDialog:
+        if step.kind is StepKind.MANUAL:
+            return ManualCheckDialog(step)
+        if step.kind is StepKind.INPUT:
+            return InputDialog(step)
+        if step.kind is StepKind.CONFIRM:
+            return ConfirmStepDialog(step)
+        session = self.session
+        phase = [(s, session.result(s.id)) for s in session.runbook.phase_of(step.id)]
+        return GateDialog(step, phase, session.gate_blockers(step))
+
+    @work(thread=True, group="evidence", exit_on_error=False)
+    def export_evidence(self) -> None:
+        from opsconsole.evidence import export_evidence
+
+        directory = self.settings.evidence_dir or self.settings.home / "evidence"
+        try:
+            path = export_evidence(self.session, directory)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Evidence not written", severity="error", markup=False)
+            return
+        except OSError as exc:
+            self.notify(
+                f"cannot write evidence to {directory}: {exc.strerror or exc}",
+                title="Evidence not written",
+                severity="error",
+                markup=False,
+            )
+            return
+        self.post_message(self.EvidenceExported(str(path)))
+
+    # -- handlers (the only place widgets change) ------------------------------------
+
+    @on(StepStarted)
+    def _step_started(self, message: StepStarted) -> None:
+        self.running_step = message.step_id
+        self._log(f"▶ {self.session.runbook.step(message.step_id).title}")
+
+    @on(StepProgress)
+    def _step_progress(self, message: StepProgress) -> None:
+        self._log(f"  {message.line}")
+
+    @on(StepSettled)
+    def _step_settled(self, message: StepSettled) -> None:
+        self.running_step = None
+        self._refresh_step(message.step_id)
+
+    @on(StepFinished)
+    def _step_finished(self, message: StepFinished) -> None:
+        session = self.session
+        step_id = message.step_id
+        self.running_step = None
+        self._refresh_step(step_id)
+        self._update_status()
+        result = session.result(step_id)
+        step = session.runbook.step(step_id)
+        outcome = result.detail or result.status.value
+        self._log(f"{STATUS_ICON[result.status]} {step.title}: {outcome}")
+        if result.status is StepStatus.FAILED and not session.finished:
+            # Stay on a failed step: the operator reads why, then retries (r) or moves on (n).
+            self._show_step(step_id)
+            self.notify(
+                f"{step.title}: {result.detail}\nr retries it; n moves on.",
+                title="Step failed",
+                severity="error",
+                markup=False,
+                timeout=8,
+            )
+        elif session.run.cursor is not None:
+            self.select_step(session.run.cursor)
+        self._show_run_state()
+        if session.finished:
+            self._announce_finish()
+
+    def _announce_finish(self) -> None:
+        counts = self.session.summary()
+        if self.session.run.status is RunStatus.COMPLETED:
+            self.notify(
+                f"{counts['passed']} passed, {counts['failed']} failed, "
+                f"{counts['skipped']} skipped. Press e to export the evidence.",
+                title="Run completed",
+                markup=False,
+                timeout=10,
+            )
+            self._log("Run completed.")
+        else:
+            self.notify(
+                "The gate was decided no-go: this run is stopped. Press e to export the evidence.",
+                title="Run stopped",
+                severity="warning",
+                markup=False,
+                timeout=10,
+            )
+            self._log("Run stopped at a no-go gate.")
+
+    @on(StepCrashed)
+    def _step_crashed(self, message: StepCrashed) -> None:
+        self.running_step = None
+        if message.step_id:
+            self._refresh_step(message.step_id)
+        self._update_status()
+        self._log(f"✗ unexpected error: {message.error}")
+        self.app.push_screen(
+            ErrorDialog(
+                message.error,
+                f"The run is saved (run {self.session.run.id}); you can resume it. "
+                "Please report this error with the evidence export.",
+            )
+        )
+
+    @on(EvidenceExported)
+    def _evidence_exported(self, message: EvidenceExported) -> None:
+        self._log(f"Evidence written to {message.path}")
+        self.notify(message.path, title="Evidence exported", markup=False, timeout=10)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        # Backstop: anything that escaped the worker's own handling.
+        if event.state is WorkerState.ERROR and event.worker.group in {"step", "evidence"}:
+            error = event.worker.error
+            text = self.session.redactor.redact(f"{type(error).__name__}: {error}")
+            if event.worker.group == "step":
+                self.post_message(self.StepCrashed(self.running_step or "", text))
+            else:
+                self.notify(text, title="Evidence not written", severity="error", markup=False)

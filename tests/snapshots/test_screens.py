@@ -1,0 +1,350 @@
+"""Snapshot tests: every screen and key state at 80x24 and 120x40, from fixed data.
+
+Nothing here touches the network or a clock: the config is fixed, secrets come
+from ``$OPSCONSOLE_SECRET_*``, and the runs on screen are pre-filled with fixed
+ids, timestamps and durations. Paths on screen are relative to a temporary
+working directory, so they read the same on every machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.pilot import Pilot
+from textual.screen import ModalScreen
+
+from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
+from opsconsole.loader import load_runbook
+from opsconsole.run import Assertion, Run, RunStatus, RunStore, StepResult, StepStatus
+from screens import OpsConsoleApp
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+
+CONFIG = """\
+default_environment = "staging"
+
+[environments.staging]
+description = "Staging cluster"
+secrets = ["ops_key", "runner_token"]
+
+[environments.staging.variables]
+base_url = "http://127.0.0.1:8000"
+runner_url = "http://127.0.0.1:8010"
+database_url = "postgresql://ops@127.0.0.1:5432/ops"
+control_plane_cmd = "uvicorn domain_expansion.main:app"
+runner_cmd = "uvicorn runner.main:app --port 8010"
+
+[environments.production]
+description = "Production: typed confirmation for every mutating step"
+protected = true
+secrets = ["ops_key", "runner_token"]
+
+[environments.production.variables]
+base_url = "https://control.example.internal"
+runner_url = "https://runner.example.internal"
+database_url = "postgresql://ops@db.example.internal:5432/ops"
+control_plane_cmd = "uvicorn domain_expansion.main:app"
+runner_cmd = "uvicorn runner.main:app --port 8010"
+"""
+
+BROKEN_RUNBOOK = """\
+---
+id: broken-rollback
+title: Broken rollback
+---
+
+# Broken rollback
+
+```ops http
+url: "{{ base_url }}/health"
+expect:
+  stauts: 200
+```
+"""
+
+V2 = "v2-control-plane.md"
+STARTED = "2025-03-14T03:12:09.000Z"
+RUN_ID = "20250314T031209Z-a1b2c3"
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A working directory holding the runbooks, the config and the state dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", "snapshot-ops-key-0000")
+    monkeypatch.setenv("OPSCONSOLE_SECRET_RUNNER_TOKEN", "snapshot-runner-token-0000")
+    monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
+    (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
+    shutil.copytree(bundled_runbooks_dir(), tmp_path / "runbooks")
+    return tmp_path
+
+
+def settings_for(
+    workdir: Path,
+    *,
+    environment: str | None = None,
+    runbook_paths: list[Path] | None = None,
+) -> ConsoleSettings:
+    return ConsoleSettings(
+        config=load_config(workdir / "config.toml"),
+        home=workdir / "state",
+        runbook_paths=runbook_paths if runbook_paths is not None else [Path("runbooks")],
+        environment=environment,
+        evidence_dir=workdir / "evidence",
+    )
+
+
+def at(minute: int, second: int = 0) -> str:
+    return f"2025-03-14T03:{minute:02d}:{second:02d}.000Z"
+
+
+def passed(step_id: str, minute: int, detail: str, **fields: object) -> StepResult:
+    return StepResult(
+        step_id=step_id,
+        status=StepStatus.PASSED,
+        detail=detail,
+        started_at=at(minute),
+        finished_at=at(minute, 1),
+        duration_ms=fields.pop("duration_ms", 12.0),  # type: ignore[arg-type]
+        attempts=1,
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def v2_run(workdir: Path, results: list[StepResult], *, cursor: str | None,
+           status: RunStatus = RunStatus.IN_PROGRESS, run_id: str = RUN_ID,
+           environment: str = "staging") -> Run:
+    runbook = load_runbook(workdir / "runbooks" / V2)
+    run = Run(
+        id=run_id,
+        runbook_path=str(Path("runbooks") / V2),
+        runbook_id=runbook.id,
+        runbook_title=runbook.title,
+        runbook_digest=runbook.digest,
+        environment=environment,
+        started_at=STARTED,
+        updated_at=STARTED,
+        finished_at=at(40) if status is not RunStatus.IN_PROGRESS else None,
+        status=status,
+        cursor=cursor,
+        results={result.step_id: result for result in results},
+    )
+    RunStore(workdir / "state").save(run)
+    return run
+
+
+def startup_results() -> list[StepResult]:
+    command = "APP_ENV=prod DATABASE_URL=\"\" uvicorn domain_expansion.main:app"
+    return [
+        passed(
+            "cp-missing-database-url", 12, "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
+            request={"command": command, "timeout_s": 15.0},
+            exit_code=78,
+            output="control-plane: refusing to start: ValidationError: 3 invalid settings\n"
+                   "  DATABASE_URL: DATABASE_URL is required and must not be empty",
+            assertions=[
+                Assertion(name="exit", ok=True, detail="exit 78 is nonzero"),
+                Assertion(name="output contains", ok=True, detail="ValidationError, DATABASE_URL"),
+            ],
+            duration_ms=712.0,
+        ),
+        passed("cp-sqlite-database-url", 13, "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
+               exit_code=78, duration_ms=801.0),
+        passed("cp-prod-missing-ops-key", 14, "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
+               exit_code=78, duration_ms=744.0),
+        passed("runner-missing-settings", 15, "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
+               exit_code=78, duration_ms=760.0),
+        passed("cp-boots-with-valid-settings", 16, "stopped after 3s", duration_ms=3004.0),
+    ]
+
+
+def http_401(step_id: str, minute: int) -> StepResult:
+    return passed(
+        step_id, minute, "401 Unauthorized in 11 ms",
+        request={"method": "GET", "url": "http://127.0.0.1:8000/api/v1/ops/jobs", "headers": {}},
+        response={
+            "status": 401, "reason": "Unauthorized", "elapsed_ms": 11.0,
+            "headers": {"content-type": "application/json"},
+            "body": '{"detail":"Invalid or missing X-Ops-Key"}',
+            "is_json": True, "json": {"detail": "Invalid or missing X-Ops-Key"},
+        },
+        assertions=[
+            Assertion(name="status", ok=True, detail="401 Unauthorized"),
+            Assertion(name="body contains", ok=True, detail="'Invalid or missing X-Ops-Key'"),
+        ],
+        duration_ms=11.0,
+    )
+
+
+def gate_go(step_id: str, minute: int, note: str) -> StepResult:
+    return StepResult(
+        step_id=step_id, status=StepStatus.PASSED, detail=f"GO: {note}", note=note,
+        answer="go", started_at=at(minute), finished_at=at(minute), attempts=1,
+    )
+
+
+def failed_wrong_key(minute: int) -> StepResult:
+    return StepResult(
+        step_id="ops-jobs-wrong-key",
+        status=StepStatus.FAILED,
+        detail="expected status 401, got 200 OK (application/json: [{\"id\":\"4f1c…",
+        started_at=at(minute),
+        finished_at=at(minute, 1),
+        duration_ms=9.0,
+        attempts=1,
+        request={
+            "method": "GET",
+            "url": "http://127.0.0.1:8000/api/v1/ops/jobs",
+            "headers": {"X-Ops-Key": "not-the-ops-key"},
+        },
+        response={
+            "status": 200, "reason": "OK", "elapsed_ms": 9.0,
+            "headers": {"content-type": "application/json"},
+            "body": '[{"id":"4f1c","status":"queued"}]',
+            "is_json": True, "json": [{"id": "4f1c", "status": "queued"}],
+        },
+        assertions=[
+            Assertion(name="status", ok=False, detail="expected status 401, got 200 OK"),
+            Assertion(name="json detail", ok=False,
+                      detail="detail: expected 'Invalid or missing X-Ops-Key', got nothing"),
+        ],
+    )
+
+
+async def settle(pilot: Pilot[object]) -> None:
+    """Let workers, messages and Markdown settle (a worker waiting on a dialog counts as idle)."""
+    app = pilot.app
+    for _ in range(200):
+        await pilot.pause()
+        running = [worker for worker in app.workers if worker.is_running]
+        if not running:
+            break
+        if isinstance(app.screen, ModalScreen) and all(
+            worker.group in {"open", "step"} for worker in running
+        ):
+            break
+        await asyncio.sleep(0.02)
+    await pilot.pause()
+
+
+def keys_then_settle(*keys: str, resume: str | None = None) -> Callable[[Pilot[object]], object]:
+    """Press keys one at a time, settling after each.
+
+    With ``resume`` (a saved run's id) the walkthrough of that run is opened first,
+    the way the resume prompt's Resume does (the prompt has its own snapshot).
+    """
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        if resume is not None:
+            await open_walkthrough(pilot, resume)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+async def open_walkthrough(pilot: Pilot[object], run_id: str) -> None:
+    from opsconsole.session import open_session
+    from screens.walkthrough import WalkthroughScreen
+
+    app = pilot.app
+    assert isinstance(app, OpsConsoleApp)
+    home = app.settings.home
+    run = RunStore(home).load(run_id)
+    runbook = load_runbook(Path(run.runbook_path))
+    session = open_session(runbook, app.environment, home, resume=run)
+    assert await session.start() == []
+    await app.push_screen(WalkthroughScreen(session, app.settings))
+    await settle(pilot)
+
+
+def _in_progress_walk(workdir: Path) -> None:
+    v2_run(
+        workdir,
+        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
+         http_401("ops-jobs-without-key", 18)],
+        cursor="ops-jobs-wrong-key",
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_home(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """Runbooks with their last runs, and a broken runbook showing path:line: message."""
+    (workdir / "broken").mkdir()
+    (workdir / "broken" / "broken-rollback.md").write_text(BROKEN_RUNBOOK, encoding="utf-8")
+    runbook = load_runbook(workdir / "runbooks" / V2)
+    results = [
+        StepResult(step_id=step.id, status=StepStatus.SKIPPED, note="run by CI/CD",
+                   detail="skipped: run by CI/CD", finished_at=at(39))
+        if step.kind.value == "command" and step.spec.plain
+        else passed(step.id, 20, "ok")
+        for step in runbook.steps
+    ]
+    v2_run(workdir, results, cursor=None, status=RunStatus.COMPLETED)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks"), Path("broken")]))
+    # the broken runbook sorts last: end highlights it and shows its first error
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("end"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_home_protected_environment(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """e opens the picker; choosing production turns the banner and header red."""
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("e", "down", "enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_resume_prompt(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """Enter on a runbook with an unfinished run offers to resume it."""
+    _in_progress_walk(workdir)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("enter"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_passing_steps(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """Resumed walkthrough: startup phase passed; the first passed step's detail is shown."""
+    _in_progress_walk(workdir)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    keys = ("home", "down")
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle(*keys, resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_failed_step(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """A failed http step selected: failed assertions, the request and the response."""
+    v2_run(
+        workdir,
+        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
+         http_401("ops-jobs-without-key", 18), failed_wrong_key(19)],
+        cursor="ops-jobs-wrong-key",
+    )
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle(resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_gate_dialog(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """g on a phase with a failed step: the phase's states, the blocker, Go disabled."""
+    v2_run(
+        workdir,
+        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
+         http_401("ops-jobs-without-key", 18), failed_wrong_key(19)],
+        cursor="runner-without-token",
+    )
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("g", resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """F1 on the walkthrough lists its keys and how to walk a runbook."""
+    _in_progress_walk(workdir)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("f1", resume=RUN_ID))
