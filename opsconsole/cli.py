@@ -18,10 +18,7 @@ errors are written to ``<state>/crash.log`` and summarised in one line.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import sys
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -113,6 +110,8 @@ def cmd_lint(paths: Sequence[Path]) -> int:
 
 
 def cmd_show(path: Path, as_json: bool) -> int:
+    import json
+
     from .loader import load_runbook
 
     runbook = load_runbook(path)
@@ -202,6 +201,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             if not args.json:
                 mark = {"passed": "✓", "failed": "✗", "skipped": "↷"}[str(entry["status"])]
                 print(f"{mark} {entry['id']}: {entry['title']}", file=sys.stderr, flush=True)
+
+        import asyncio
 
         report = asyncio.run(
             run_check(runbook, environment, home, operator=operator, on_step=progress)
@@ -307,19 +308,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     return cmd_console(args.config, args.env, None)
 
 
-def _crash_log(exc: BaseException) -> Path | None:
-    try:
-        path = state_dir() / "crash.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        from .secrets import redact_everywhere
-
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(redact_everywhere("".join(traceback.format_exception(exc))) + "\n")
-        return path
-    except OSError:
-        return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -340,12 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("opsconsole: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the operator gets one line, the log gets the rest
-        where = _crash_log(exc)
-        from .secrets import redact_everywhere
+        from .crash import crash_summary, write_crash_log
 
-        detail = f"; details in {where}" if where else ""
-        return _fail(redact_everywhere(f"unexpected {type(exc).__name__}: {exc}{detail}"), 3)
-
+        return _fail(crash_summary(exc, write_crash_log(exc)), 3)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

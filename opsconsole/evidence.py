@@ -11,7 +11,7 @@ from .run import StepStatus, atomic_write, now_iso
 if TYPE_CHECKING:
     from .session import RunSession
 
-__all__ = ["export_evidence", "render_evidence"]
+__all__ = ["evidence_path", "export_evidence", "render_evidence", "write_evidence"]
 
 _MARK = {
     StepStatus.PASSED: "PASS",
@@ -98,8 +98,18 @@ def render_evidence(session: RunSession) -> str:
     return session.redactor.redact("\n".join(lines))
 
 
+def evidence_path(session: RunSession, directory: Path) -> Path:
+    return directory / f"evidence-{session.run.runbook_id}-{session.run.id}.md"
+
+
 def export_evidence(session: RunSession, directory: Path) -> Path:
-    path = directory / f"evidence-{session.run.runbook_id}-{session.run.id}.md"
-    atomic_write(path, render_evidence(session))
-    session._audit_soft("evidence.export", path=str(path))
+    """Render and write the report. Call it on the session's own thread (the UI renders on
+    its event loop and may write the returned text elsewhere with :func:`write_evidence`)."""
+    path = write_evidence(render_evidence(session), evidence_path(session, directory))
+    session.record_event("evidence.export", path=str(path))
+    return path
+
+
+def write_evidence(text: str, path: Path) -> Path:
+    atomic_write(path, text)
     return path

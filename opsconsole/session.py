@@ -38,7 +38,7 @@ from .steps import Outcome, StepContext
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["Answer", "ProgressCallback", "RunSession", "StepRefused"]
+__all__ = ["Answer", "ProgressCallback", "RunSession", "StepRefused", "abandon_run", "open_session"]
 
 ProgressCallback = Callable[[str, str], None]
 
@@ -199,6 +199,10 @@ class RunSession:
         self.store.save(snapshot)
         self.run.updated_at = snapshot.updated_at
 
+    def record_event(self, event: str, **fields: Any) -> str | None:
+        """Audit a non-mutating event (an export, a note); returns the problem if it failed."""
+        return self._audit_soft(event, **fields)
+
     def _audit_soft(self, event: str, **fields: Any) -> str | None:
         """Audit a non-mutating event; a failure is reported, not fatal."""
         try:
@@ -314,7 +318,7 @@ class RunSession:
                         step=step.id,
                         kind=step.kind.value,
                         title=step.title,
-                        action=self._describe_action(step),
+                        action=self._resolve_action(step),
                     )
                 except AuditUnavailable as exc:
                     outcome = Outcome(StepStatus.FAILED, f"refused: {exc}")
@@ -343,7 +347,11 @@ class RunSession:
         self.save()
         return result
 
-    def _describe_action(self, step: Step) -> str:
+    def describe_action(self, step: Step) -> str:
+        """The exact action a step will take, resolved and redacted: what the operator confirms."""
+        return self.redactor.redact(self._resolve_action(step))
+
+    def _resolve_action(self, step: Step) -> str:
         try:
             if step.kind in {StepKind.HTTP, StepKind.TRIGGER}:
                 from .template import render
@@ -493,6 +501,25 @@ class RunSession:
         for step in self.runbook.steps:
             counts[self.run.result(step.id).status.value] += 1
         return counts
+
+
+def abandon_run(run: Run, home: Path, reason: str, *, operator: str = "operator") -> Run:
+    """Close a run the operator chose not to resume: kept, audited, not offered again."""
+    run.status = RunStatus.ABORTED
+    run.finished_at = now_iso()
+    RunStore(home).save(run)
+    try:
+        AuditLog(home / "audit.jsonl").append(
+            "run.abandon",
+            run=run.id,
+            environment=run.environment,
+            operator=operator,
+            runbook=run.runbook_id,
+            reason=reason,
+        )
+    except AuditUnavailable:
+        pass  # the run file says it was abandoned; nothing acted
+    return run
 
 
 def open_session(

@@ -183,6 +183,12 @@ class OpsConsoleApp(App[int]):
                     return
                 if choice == "resume":
                     resume = latest
+                else:
+                    from opsconsole.session import abandon_run
+
+                    await asyncio.to_thread(
+                        abandon_run, latest, self.settings.home, "operator started a new run"
+                    )
         try:
             session = open_session(runbook, environment, self.settings.home, resume=resume)
             problems = await session.start()
@@ -263,6 +269,31 @@ class OpsConsoleApp(App[int]):
             return
         verb = "injected" if active else "cleared"
         self.notify(f"Sandbox fault {name} {verb}.", markup=False)
+
+    # -- unexpected errors -----------------------------------------------------------
+
+    def _fatal_error(self) -> None:
+        """An unhandled exception: save the run, log it redacted, show one line, never locals.
+
+        Textual's default prints a traceback with local variables to the terminal, which
+        could show a secret (request headers live in locals); this replaces it.
+        """
+        from rich.text import Text
+
+        from opsconsole.crash import crash_summary, write_crash_log
+
+        error = self._exception or RuntimeError("unknown error")
+        saved = ""
+        walkthrough = self.walkthrough
+        if walkthrough is not None:
+            try:
+                walkthrough.session.save()
+                saved = " The run is saved: start opsconsole again to resume it."
+            except Exception:  # noqa: BLE001 - already failing; say what we could not do
+                saved = " The run could not be saved."
+        summary = crash_summary(error, write_crash_log(error))
+        self._exit_renderables.append(Text(f"opsconsole stopped: {summary}.{saved}"))
+        self._close_messages_no_wait()
 
     # -- help and quit ---------------------------------------------------------------
 

@@ -7,6 +7,7 @@ the handlers below are the only code that touches widgets.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -424,7 +425,7 @@ class WalkthroughScreen(Screen[None]):
                 )
             except ConfirmationRequired as exc:
                 self.post_message(self.StepSettled(step.id))
-                action = session._describe_action(step)
+                action = session.describe_action(step)
                 ok = await self.app.push_screen_wait(
                     TypedConfirmDialog(session.environment.name, step, action, str(exc))
                 )
@@ -448,13 +449,19 @@ class WalkthroughScreen(Screen[None]):
         phase = [(s, session.result(s.id)) for s in session.runbook.phase_of(step.id)]
         return GateDialog(step, phase, session.gate_blockers(step))
 
-    @work(thread=True, group="evidence", exit_on_error=False)
-    def export_evidence(self) -> None:
-        from opsconsole.evidence import export_evidence
+    @work(group="evidence", exit_on_error=False)
+    async def export_evidence(self) -> None:
+        from opsconsole.evidence import evidence_path, render_evidence, write_evidence
 
         directory = self.settings.evidence_dir or self.settings.home / "evidence"
         try:
-            path = export_evidence(self.session, directory)
+            # render here, on the loop the session lives on (a step may be running);
+            # only the file write goes to a thread
+            text = render_evidence(self.session)
+            path = await asyncio.to_thread(
+                write_evidence, text, evidence_path(self.session, directory)
+            )
+            self.session.record_event("evidence.export", path=str(path))
         except OpsConsoleError as exc:
             self.notify(str(exc), title="Evidence not written", severity="error", markup=False)
             return

@@ -26,7 +26,9 @@ def require_tool(name: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     home = tmp_path_factory.mktemp("opsconsole-home")
     monkeypatch.setenv("OPSCONSOLE_HOME", str(home))
     # platformdirs reads XDG_CONFIG_HOME: the user's real config is never picked up

@@ -34,12 +34,15 @@ class Terminal:
         self.name = f"opsconsole-e2e-{uuid.uuid4().hex[:8]}"
         exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         line = f"exec env {exports} {shlex.join(command)}"
-        subprocess.run([self.tmux, "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24",
-                        line], check=True)
+        subprocess.run(
+            [self.tmux, "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24", line],
+            check=True,
+        )
 
     def screen(self) -> str:
-        done = subprocess.run([self.tmux, "capture-pane", "-p", "-t", self.name],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+        )
         return done.stdout
 
     def keys(self, *keys: str) -> None:
@@ -58,8 +61,12 @@ class Terminal:
         raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen}")
 
     def pid(self) -> int:
-        done = subprocess.run([self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
-                              capture_output=True, text=True, check=True)
+        done = subprocess.run(
+            [self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return int(done.stdout.strip())
 
     def kill_hard(self) -> None:
@@ -92,8 +99,12 @@ def open_v2(terminal: Terminal) -> None:
 def test_walk_kill_and_resume_in_a_real_terminal(terminals: list[Terminal], tmp_path: Path) -> None:
     require_tool("tmux")
     home = tmp_path / "state"
-    env = {"OPSCONSOLE_HOME": str(home), "XDG_CONFIG_HOME": str(tmp_path / "config"),
-           "PYTHONPATH": str(REPO), "TERM": "xterm-256color"}
+    env = {
+        "OPSCONSOLE_HOME": str(home),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": str(REPO),
+        "TERM": "xterm-256color",
+    }
     command = [sys.executable, "-m", "opsconsole.cli", "demo"]
 
     first = Terminal(command, env)

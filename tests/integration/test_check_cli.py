@@ -206,7 +206,8 @@ def test_audit_verify_after_a_run_and_after_tampering() -> None:
 def test_headless_gate_stops_before_acting_on_failed_preconditions(tmp_path: Path) -> None:
     marker = tmp_path / "acted"
     runbook = tmp_path / "gated.md"
-    runbook.write_text(textwrap.dedent(f"""\
+    runbook.write_text(
+        textwrap.dedent(f"""\
         # Gated
         ## Preconditions
 
@@ -226,12 +227,16 @@ def test_headless_gate_stops_before_acting_on_failed_preconditions(tmp_path: Pat
         id: act
         run: touch {marker}
         ```
-    """))
+    """)
+    )
     done = opsconsole("check", str(runbook), "--json")
     report = json.loads(done.stdout)
     assert done.returncode == 1
     statuses = {step["id"]: (step["status"], step["detail"]) for step in report["steps"]}
     assert statuses["health"][0] == "failed"
-    assert statuses["pre-gate"] == ("failed", "NO-GO: headless check stops here: not passed: health")
+    assert statuses["pre-gate"] == (
+        "failed",
+        "NO-GO: headless check stops here: not passed: health",
+    )
     assert statuses["act"][0] == "skipped" and "no-go gate 'pre-gate'" in statuses["act"][1]
     assert not marker.exists()

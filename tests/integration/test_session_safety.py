@@ -220,13 +220,13 @@ async def test_follow_expectations_are_templated(sandbox: Sandbox, tmp_path: Pat
     runbook_path = tmp_path / "follow.md"
     runbook_path.write_text(
         "---\nvariables: [base_url]\nsecrets: [ops_key, runner_token]\n---\n# Follow\n\n"
-        "```ops trigger\nid: t\nurl: \"{{ base_url }}/api/v1/ops/trigger_runner\"\n"
-        "headers: {X-Ops-Key: \"{{ secrets.ops_key }}\"}\n"
+        '```ops trigger\nid: t\nurl: "{{ base_url }}/api/v1/ops/trigger_runner"\n'
+        'headers: {X-Ops-Key: "{{ secrets.ops_key }}"}\n'
         "json: {job_type: metrics_refresh, payload: {}}\ncapture: {jid: job_id}\n"
-        "follow:\n  url: \"{{ base_url }}/api/v1/ops/jobs/{{ jid }}\"\n"
-        "  headers: {X-Ops-Key: \"{{ secrets.ops_key }}\"}\n  interval: 100ms\n"
-        "  expect:\n    json:\n      - path: id\n        equals: \"{{ jid }}\"\n"
-        "    body_not_contains: [\"{{ secrets.runner_token }}\"]\n```\n"
+        'follow:\n  url: "{{ base_url }}/api/v1/ops/jobs/{{ jid }}"\n'
+        '  headers: {X-Ops-Key: "{{ secrets.ops_key }}"}\n  interval: 100ms\n'
+        '  expect:\n    json:\n      - path: id\n        equals: "{{ jid }}"\n'
+        '    body_not_contains: ["{{ secrets.runner_token }}"]\n```\n'
     )
     runbook = load_runbook(runbook_path)
     environment = load_config(sandbox.config_path).environment("sandbox")
@@ -238,3 +238,21 @@ async def test_follow_expectations_are_templated(sandbox: Sandbox, tmp_path: Pat
     details = [a.detail for a in result.assertions]
     assert f"id = {session.run.captures['jid']}" in details
     assert "body does not contain secret runner_token" in details
+
+
+def test_abandoned_run_is_no_longer_offered_and_is_audited(tmp_path: Path) -> None:
+    from opsconsole.session import abandon_run
+
+    runbook = load_runbook(V2_RUNBOOK)
+    from opsconsole.config import Environment
+
+    session = open_session(runbook, Environment(name="local"), tmp_path)
+    session.skip("cp-missing-database-url", "not today")
+    store = RunStore(tmp_path)
+    (unfinished,) = store.unfinished("v2-control-plane", "local")
+    abandon_run(unfinished, tmp_path, "operator started a new run")
+    assert store.unfinished("v2-control-plane", "local") == []
+    assert store.load(unfinished.id).status is RunStatus.ABORTED
+    records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert records[-1]["event"] == "run.abandon" and records[-1]["run"] == unfinished.id
+    assert verify(tmp_path / "audit.jsonl").ok

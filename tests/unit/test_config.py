@@ -17,7 +17,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_environments_variables_secrets_and_protection(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 default_environment = "staging"
 runbook_paths = ["~/runbooks"]
 [environments.staging]
@@ -27,10 +30,16 @@ base_url = "https://staging.example.internal"
 port = 8010
 [environments.prod]
 protected = true
-"""))
+""",
+        )
+    )
     assert config.environment_names() == ["staging", "prod"]
     staging = config.environment(None)
-    assert (staging.name, staging.variables["port"], staging.secrets) == ("staging", "8010", ["ops_key"])
+    assert (staging.name, staging.variables["port"], staging.secrets) == (
+        "staging",
+        "8010",
+        ["ops_key"],
+    )
     assert config.environment("prod").protected
     with pytest.raises(ConfigError, match=r"unknown environment 'qa' \(known: staging, prod\)"):
         config.environment("qa")
@@ -45,10 +54,16 @@ def test_missing_default_config_means_builtin_defaults(monkeypatch: pytest.Monke
     ("text", "message"),
     [
         ("[environments.a\n", r"config.toml:1: invalid TOML"),
-        ("[environments.a]\nprotected = \"yes\"\n", r"environments.a.protected: expected true or false"),
+        (
+            '[environments.a]\nprotected = "yes"\n',
+            r"environments.a.protected: expected true or false",
+        ),
         ("[environments.a]\ncolour = 1\n", r"environments.a: unknown setting 'colour'"),
         ("[environments.a.variables]\nx = [1]\n", r"environments.a.variables.x: expected text"),
-        ("default_environment = \"b\"\n[environments.a]\n", r"default_environment 'b' is not defined"),
+        (
+            'default_environment = "b"\n[environments.a]\n',
+            r"default_environment 'b' is not defined",
+        ),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, text: str, message: str) -> None:

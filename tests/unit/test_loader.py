@@ -280,7 +280,9 @@ def test_generated_step_ids_are_stable_and_unique(tmp_path: Path) -> None:
 
 
 def test_reference_before_its_capture_is_an_error(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         ---
         variables: [base_url]
         ---
@@ -296,14 +298,18 @@ def test_reference_before_its_capture_is_an_error(tmp_path: Path) -> None:
         capture:
           job_id: id
         ```
-    """)
+    """,
+    )
     assert errors_of(path) == [
-        f"{path}:7: variable 'job_id' is used before the step that captures or asks for it (line 10)"
+        f"{path}:7: variable 'job_id' is used before the step that captures or asks for it"
+        " (line 10)"
     ]
 
 
 def test_one_bad_front_matter_key_keeps_the_rest(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         ---
         owner: team-a
         variables: [base_url]
@@ -313,12 +319,15 @@ def test_one_bad_front_matter_key_keeps_the_rest(tmp_path: Path) -> None:
         ```ops http
         url: "{{ base_url }}/health"
         ```
-    """)
+    """,
+    )
     assert errors_of(path) == [f"{path}:2: front matter: unknown field 'owner'"]
 
 
 def test_one_mistake_is_one_line(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # T
 
         ```ops command
@@ -326,14 +335,17 @@ def test_one_mistake_is_one_line(tmp_path: Path) -> None:
         expect:
           exit: sometimes
         ```
-    """)
+    """,
+    )
     (error,) = errors_of(path)
     assert error.startswith(f"{path}:6: ops command: expect.exit: expected ")
     assert "\n" not in error
 
 
 def test_shell_titles_console_continuations_and_numbers_as_text(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # T
 
         ```bash
@@ -352,7 +364,8 @@ def test_shell_titles_console_continuations_and_numbers_as_text(tmp_path: Path) 
         headers:
           X-Retries: 3
         ```
-    """)
+    """,
+    )
     runbook = load_runbook(path)
     restart, echo, http = runbook.steps
     assert restart.title == "Restart the broker"
@@ -361,12 +374,15 @@ def test_shell_titles_console_continuations_and_numbers_as_text(tmp_path: Path) 
 
 
 def test_nested_task_items_are_not_repeated_in_the_parent_detail(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         # T
         - [ ] Parent
           - context line
           - [ ] Child
-    """)
+    """,
+    )
     parent, child = load_runbook(path).steps
     assert parent.spec.detail == "- context line"
     assert child.title == "Child"
