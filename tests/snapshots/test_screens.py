@@ -115,9 +115,15 @@ def passed(step_id: str, minute: int, detail: str, **fields: object) -> StepResu
     )
 
 
-def v2_run(workdir: Path, results: list[StepResult], *, cursor: str | None,
-           status: RunStatus = RunStatus.IN_PROGRESS, run_id: str = RUN_ID,
-           environment: str = "staging") -> Run:
+def v2_run(
+    workdir: Path,
+    results: list[StepResult],
+    *,
+    cursor: str | None,
+    status: RunStatus = RunStatus.IN_PROGRESS,
+    run_id: str = RUN_ID,
+    environment: str = "staging",
+) -> Run:
     runbook = load_runbook(workdir / "runbooks" / V2)
     run = Run(
         id=run_id,
@@ -138,39 +144,61 @@ def v2_run(workdir: Path, results: list[StepResult], *, cursor: str | None,
 
 
 def startup_results() -> list[StepResult]:
-    command = "APP_ENV=prod DATABASE_URL=\"\" uvicorn domain_expansion.main:app"
+    command = 'APP_ENV=prod DATABASE_URL="" uvicorn domain_expansion.main:app'
     return [
         passed(
-            "cp-missing-database-url", 12, "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
+            "cp-missing-database-url",
+            12,
+            "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
             request={"command": command, "timeout_s": 15.0},
             exit_code=78,
             output="control-plane: refusing to start: ValidationError: 3 invalid settings\n"
-                   "  DATABASE_URL: DATABASE_URL is required and must not be empty",
+            "  DATABASE_URL: DATABASE_URL is required and must not be empty",
             assertions=[
                 Assertion(name="exit", ok=True, detail="exit 78 is nonzero"),
                 Assertion(name="output contains", ok=True, detail="ValidationError, DATABASE_URL"),
             ],
             duration_ms=712.0,
         ),
-        passed("cp-sqlite-database-url", 13, "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
-               exit_code=78, duration_ms=801.0),
-        passed("cp-prod-missing-ops-key", 14, "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
-               exit_code=78, duration_ms=744.0),
-        passed("runner-missing-settings", 15, "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
-               exit_code=78, duration_ms=760.0),
+        passed(
+            "cp-sqlite-database-url",
+            13,
+            "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
+            exit_code=78,
+            duration_ms=801.0,
+        ),
+        passed(
+            "cp-prod-missing-ops-key",
+            14,
+            "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
+            exit_code=78,
+            duration_ms=744.0,
+        ),
+        passed(
+            "runner-missing-settings",
+            15,
+            "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
+            exit_code=78,
+            duration_ms=760.0,
+        ),
         passed("cp-boots-with-valid-settings", 16, "stopped after 3s", duration_ms=3004.0),
     ]
 
 
 def http_401(step_id: str, minute: int) -> StepResult:
     return passed(
-        step_id, minute, "401 Unauthorized in 11 ms",
+        step_id,
+        minute,
+        "401 Unauthorized in 11 ms",
         request={"method": "GET", "url": "http://127.0.0.1:8000/api/v1/ops/jobs", "headers": {}},
         response={
-            "status": 401, "reason": "Unauthorized", "elapsed_ms": 11.0,
+            "status": 401,
+            "reason": "Unauthorized",
+            "elapsed_ms": 11.0,
             "headers": {"content-type": "application/json"},
             "body": '{"detail":"Invalid or missing X-Ops-Key"}',
-            "is_json": True, "json": {"detail": "Invalid or missing X-Ops-Key"},
+            "is_json": True,
+            "json": {"detail": "Invalid or missing X-Ops-Key"},
         },
         assertions=[
             Assertion(name="status", ok=True, detail="401 Unauthorized"),
@@ -182,8 +210,14 @@ def http_401(step_id: str, minute: int) -> StepResult:
 
 def gate_go(step_id: str, minute: int, note: str) -> StepResult:
     return StepResult(
-        step_id=step_id, status=StepStatus.PASSED, detail=f"GO: {note}", note=note,
-        answer="go", started_at=at(minute), finished_at=at(minute), attempts=1,
+        step_id=step_id,
+        status=StepStatus.PASSED,
+        detail=f"GO: {note}",
+        note=note,
+        answer="go",
+        started_at=at(minute),
+        finished_at=at(minute),
+        attempts=1,
     )
 
 
@@ -191,7 +225,7 @@ def failed_wrong_key(minute: int) -> StepResult:
     return StepResult(
         step_id="ops-jobs-wrong-key",
         status=StepStatus.FAILED,
-        detail="expected status 401, got 200 OK (application/json: [{\"id\":\"4f1c…",
+        detail='expected status 401, got 200 OK (application/json: [{"id":"4f1c…',
         started_at=at(minute),
         finished_at=at(minute, 1),
         duration_ms=9.0,
@@ -202,15 +236,21 @@ def failed_wrong_key(minute: int) -> StepResult:
             "headers": {"X-Ops-Key": "not-the-ops-key"},
         },
         response={
-            "status": 200, "reason": "OK", "elapsed_ms": 9.0,
+            "status": 200,
+            "reason": "OK",
+            "elapsed_ms": 9.0,
             "headers": {"content-type": "application/json"},
             "body": '[{"id":"4f1c","status":"queued"}]',
-            "is_json": True, "json": [{"id": "4f1c", "status": "queued"}],
+            "is_json": True,
+            "json": [{"id": "4f1c", "status": "queued"}],
         },
         assertions=[
             Assertion(name="status", ok=False, detail="expected status 401, got 200 OK"),
-            Assertion(name="json detail", ok=False,
-                      detail="detail: expected 'Invalid or missing X-Ops-Key', got nothing"),
+            Assertion(
+                name="json detail",
+                ok=False,
+                detail="detail: expected 'Invalid or missing X-Ops-Key', got nothing",
+            ),
         ],
     )
 
@@ -267,8 +307,11 @@ async def open_walkthrough(pilot: Pilot[object], run_id: str) -> None:
 def _in_progress_walk(workdir: Path) -> None:
     v2_run(
         workdir,
-        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
-         http_401("ops-jobs-without-key", 18)],
+        [
+            *startup_results(),
+            gate_go("startup-gate", 17, "startup contract holds"),
+            http_401("ops-jobs-without-key", 18),
+        ],
         cursor="ops-jobs-wrong-key",
     )
 
@@ -280,8 +323,13 @@ def test_home(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
     (workdir / "broken" / "broken-rollback.md").write_text(BROKEN_RUNBOOK, encoding="utf-8")
     runbook = load_runbook(workdir / "runbooks" / V2)
     results = [
-        StepResult(step_id=step.id, status=StepStatus.SKIPPED, note="run by CI/CD",
-                   detail="skipped: run by CI/CD", finished_at=at(39))
+        StepResult(
+            step_id=step.id,
+            status=StepStatus.SKIPPED,
+            note="run by CI/CD",
+            detail="skipped: run by CI/CD",
+            finished_at=at(39),
+        )
         if step.kind.value == "command" and step.spec.plain
         else passed(step.id, 20, "ok")
         for step in runbook.steps
@@ -321,8 +369,12 @@ def test_walkthrough_failed_step(snap_compare, workdir: Path, size: tuple[int, i
     """A failed http step selected: failed assertions, the request and the response."""
     v2_run(
         workdir,
-        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
-         http_401("ops-jobs-without-key", 18), failed_wrong_key(19)],
+        [
+            *startup_results(),
+            gate_go("startup-gate", 17, "startup contract holds"),
+            http_401("ops-jobs-without-key", 18),
+            failed_wrong_key(19),
+        ],
         cursor="ops-jobs-wrong-key",
     )
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
@@ -334,8 +386,12 @@ def test_gate_dialog(snap_compare, workdir: Path, size: tuple[int, int]) -> None
     """g on a phase with a failed step: the phase's states, the blocker, Go disabled."""
     v2_run(
         workdir,
-        [*startup_results(), gate_go("startup-gate", 17, "startup contract holds"),
-         http_401("ops-jobs-without-key", 18), failed_wrong_key(19)],
+        [
+            *startup_results(),
+            gate_go("startup-gate", 17, "startup contract holds"),
+            http_401("ops-jobs-without-key", 18),
+            failed_wrong_key(19),
+        ],
         cursor="runner-without-token",
     )
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
@@ -348,3 +404,63 @@ def test_help(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
     _in_progress_walk(workdir)
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
     assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("f1", resume=RUN_ID))
+
+
+def _unknown_trigger(workdir: Path) -> None:
+    v2_run(
+        workdir,
+        [
+            *startup_results(),
+            gate_go("startup-gate", 17, "startup contract holds"),
+            http_401("ops-jobs-without-key", 18),
+            StepResult(
+                step_id="trigger-runner",
+                status=StepStatus.UNKNOWN,
+                started_at=at(21),
+                attempts=1,
+                detail="interrupted while running: it may or may not have "
+                "acted. Check the system before running it again.",
+            ),
+        ],
+        cursor="trigger-runner",
+    )
+
+
+#: dialog -> (how the saved run looks, environment, keys pressed in the walkthrough)
+DIALOGS: dict[str, tuple[Callable[[Path], object] | None, str, tuple[str, ...]]] = {
+    "skip_reason": (_in_progress_walk, "staging", ("s",)),
+    "manual_check": (lambda w: v2_run(w, [], cursor="happy-path-4"), "staging", ("x",)),
+    "plain_command_confirm": (
+        lambda w: v2_run(w, [], cursor="database-migrations-1"),
+        "staging",
+        ("enter",),
+    ),
+    "unknown_outcome": (_unknown_trigger, "staging", ("enter",)),
+    "typed_confirmation": (
+        lambda w: v2_run(w, [], cursor="create-job", environment="production"),
+        "production",
+        ("enter",),
+    ),
+    "quit_with_run_in_progress": (_in_progress_walk, "staging", ("ctrl+q",)),
+}
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("dialog", sorted(DIALOGS))
+def test_walkthrough_dialogs(
+    snap_compare, workdir: Path, size: tuple[int, int], dialog: str
+) -> None:
+    """Every question the walkthrough asks, as the operator first sees it."""
+    prepare, environment, keys = DIALOGS[dialog]
+    prepare(workdir)
+    app = OpsConsoleApp(
+        settings_for(workdir, environment=environment, runbook_paths=[Path("runbooks") / V2])
+    )
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle(*keys, resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_environment_picker(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """e on Home lists the environments; the protected one is marked."""
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("e"))
