@@ -64,18 +64,27 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
     deadline = time.monotonic() + follow.deadline
     errors_in_a_row = 0
     last = response
+
+    def stop(detail: str, shown: dict | None = None, duration_ms: float | None = None) -> Outcome:
+        """Following ended badly: the reason is the step's detail and a failed assertion."""
+        assertions.append(Assertion(name="follow", ok=False, detail=detail))
+        return Outcome(
+            StepStatus.FAILED,
+            detail,
+            request=request,
+            response=shown or last,
+            assertions=assertions,
+            states=states,
+            captures=captures,
+            secret_captures=secrets,
+            duration_ms=duration_ms,
+        )
+
     while True:
         try:
             _, polled, error = await perform_request(follow_ctx, follow, purpose="follow")
         except TemplateError as exc:
-            return Outcome(
-                StepStatus.FAILED,
-                f"cannot follow: {exc}",
-                request=request,
-                response=response,
-                assertions=assertions,
-                captures=captures,
-            )
+            return stop(f"cannot follow: {exc}")
         if polled is None or polled["status"] >= 400 or not polled.get("is_json"):
             errors_in_a_row += 1
             reason = error or (
@@ -85,19 +94,7 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
             )
             ctx.progress(f"poll failed ({errors_in_a_row}/{MAX_POLL_ERRORS}): {reason}")
             if errors_in_a_row >= MAX_POLL_ERRORS:
-                assertions.append(
-                    Assertion(name="follow", ok=False, detail=f"lost track of the job: {reason}")
-                )
-                return Outcome(
-                    StepStatus.FAILED,
-                    f"lost track of the job: {reason}",
-                    request=request,
-                    response=polled or last,
-                    assertions=assertions,
-                    states=states,
-                    captures=captures,
-                    secret_captures=secrets,
-                )
+                return stop(f"lost track of the job: {reason}", polled)
         else:
             errors_in_a_row = 0
             last = polled
@@ -110,18 +107,7 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
                 break
         if time.monotonic() >= deadline:
             current = states[-1] if states else "unknown"
-            detail = f"still {current} after {follow.deadline:g}s; stopped following"
-            assertions.append(Assertion(name="follow", ok=False, detail=detail))
-            return Outcome(
-                StepStatus.FAILED,
-                detail,
-                request=request,
-                response=last,
-                assertions=assertions,
-                states=states,
-                captures=captures,
-                secret_captures=secrets,
-            )
+            return stop(f"still {current} after {follow.deadline:g}s; stopped following")
         await asyncio.sleep(follow.interval)
 
     final = states[-1]
@@ -132,18 +118,7 @@ async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
         detail = (
             f"job {final}" + (f": {_text(why)}" if why not in (None, "") else "") + f" ({trail})"
         )
-        assertions.append(Assertion(name="follow", ok=False, detail=detail))
-        return Outcome(
-            StepStatus.FAILED,
-            detail,
-            request=request,
-            response=last,
-            assertions=assertions,
-            states=states,
-            captures=captures,
-            secret_captures=secrets,
-            duration_ms=elapsed,
-        )
+        return stop(detail, duration_ms=elapsed)
     assertions.append(Assertion(name="follow", ok=True, detail=f"job {final} ({trail})"))
     if follow.expect is not None:
         try:

@@ -256,3 +256,49 @@ def test_abandoned_run_is_no_longer_offered_and_is_audited(tmp_path: Path) -> No
     records = [json.loads(line) for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
     assert records[-1]["event"] == "run.abandon" and records[-1]["run"] == unfinished.id
     assert verify(tmp_path / "audit.jsonl").ok
+
+
+FOLLOW_RUNBOOK = """---
+variables: [base_url]
+secrets: [ops_key]
+---
+# Follow
+
+```ops trigger
+id: t
+url: "{{{{ base_url }}}}/api/v1/ops/trigger_runner"
+headers: {{X-Ops-Key: "{{{{ secrets.ops_key }}}}"}}
+json: {{job_type: metrics_refresh, payload: {{}}}}
+capture: {{jid: job_id}}
+follow:
+  url: "{{{{ base_url }}}}/api/v1/ops/{path}"
+  headers: {{X-Ops-Key: "{{{{ secrets.ops_key }}}}"}}
+  interval: 100ms
+  deadline: {deadline}
+```
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "deadline", "job_seconds", "detail"),
+    [
+        ("jobs/no-such-job", "30s", 0.4, "lost track of the job: read-back returned 404 Not Found"),
+        ("jobs/{{ jid }}", "1s", 30, "still running after 1s; stopped following"),
+    ],
+)
+async def test_follow_gives_up_with_the_reason(
+    tmp_path: Path, path: str, deadline: str, job_seconds: float, detail: str
+) -> None:
+    with Sandbox(job_seconds=job_seconds) as sandbox:
+        sandbox.install_keyring()
+        runbook_path = tmp_path / "follow.md"
+        runbook_path.write_text(FOLLOW_RUNBOOK.format(path=path, deadline=deadline))
+        runbook = load_runbook(runbook_path)
+        environment = load_config(sandbox.config_path).environment("sandbox")
+        session = open_session(runbook, environment, tmp_path)
+        await session.start()
+        result = await session.execute("t")
+        await session.close()
+    assert result.status is StepStatus.FAILED
+    assert result.detail == detail
+    assert result.assertions[-1].detail == detail
