@@ -302,3 +302,27 @@ async def test_follow_gives_up_with_the_reason(
     assert result.status is StepStatus.FAILED
     assert result.detail == detail
     assert result.assertions[-1].detail == detail
+
+
+async def test_no_secret_in_any_file_written_even_when_a_response_leaks_it(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """debug-leaks-token puts the runner token in a response body: nothing we keep has it."""
+    from opsconsole.headless import SimulatedOperator, run_check
+
+    sandbox.set_fault("debug-leaks-token", True)
+    try:
+        runbook = load_runbook(V2_RUNBOOK)
+        environment = load_config(sandbox.config_path).environment("sandbox")
+        report = await run_check(runbook, environment, tmp_path, operator=SimulatedOperator())
+    finally:
+        sandbox.set_fault("debug-leaks-token", False)
+    leak = next(step for step in report.steps if step["id"] == "debug-env-leaks-nothing")
+    assert leak["status"] == "failed"
+    session_files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "audit.jsonl" for p in session_files)
+    written = "\n".join(p.read_text(encoding="utf-8") for p in session_files)
+    written += report.to_json() + report.to_junit() + report.to_text()
+    assert "***" in written
+    for name, value in sandbox.secret_values.items():
+        assert value not in written, f"secret {name} leaked into a file or report"
