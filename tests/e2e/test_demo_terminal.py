@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,24 +31,26 @@ class Terminal:
     """One tmux session at 80x24 running a command."""
 
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
-        self.tmux = require_tool("tmux")
         self.name = f"opsconsole-e2e-{uuid.uuid4().hex[:8]}"
+        # a private server per terminal: no interference from (or with) anyone's tmux
+        self.socket = Path(tempfile.gettempdir()) / f"{self.name}.sock"
+        self.tmux = [require_tool("tmux"), "-S", str(self.socket)]
         exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
         line = f"exec env {exports} {shlex.join(command)}"
         subprocess.run(
-            [self.tmux, "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24", line],
+            [*self.tmux, "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24", line],
             check=True,
         )
 
     def screen(self) -> str:
         done = subprocess.run(
-            [self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
+            [*self.tmux, "capture-pane", "-p", "-t", self.name], capture_output=True, text=True
         )
         return done.stdout
 
     def keys(self, *keys: str) -> None:
         for key in keys:
-            subprocess.run([self.tmux, "send-keys", "-t", self.name, key], check=True)
+            subprocess.run([*self.tmux, "send-keys", "-t", self.name, key], check=True)
             time.sleep(0.15)
 
     def wait_for(self, text: str, timeout: float = 30) -> str:
@@ -62,7 +65,7 @@ class Terminal:
 
     def pid(self) -> int:
         done = subprocess.run(
-            [self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
+            [*self.tmux, "display-message", "-p", "-t", self.name, "#{pane_pid}"],
             capture_output=True,
             text=True,
             check=True,
@@ -75,7 +78,8 @@ class Terminal:
         os.killpg(os.getpgid(pid), signal.SIGKILL)
 
     def close(self) -> None:
-        subprocess.run([self.tmux, "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self.tmux, "kill-server"], capture_output=True)
+        self.socket.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -8,19 +8,18 @@ working directory, so they read the same on every machine.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
-from textual.screen import ModalScreen
 
 from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
 from opsconsole.loader import load_runbook
 from opsconsole.run import Assertion, Run, RunStatus, RunStore, StepResult, StepStatus
 from screens import OpsConsoleApp
+from tests.ui.pilot_support import settle
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 
@@ -253,22 +252,6 @@ def failed_wrong_key(minute: int) -> StepResult:
             ),
         ],
     )
-
-
-async def settle(pilot: Pilot[object]) -> None:
-    """Let workers, messages and Markdown settle (a worker waiting on a dialog counts as idle)."""
-    app = pilot.app
-    for _ in range(200):
-        await pilot.pause()
-        running = [worker for worker in app.workers if worker.is_running]
-        if not running:
-            break
-        if isinstance(app.screen, ModalScreen) and all(
-            worker.group in {"open", "step"} for worker in running
-        ):
-            break
-        await asyncio.sleep(0.02)
-    await pilot.pause()
 
 
 def keys_then_settle(*keys: str, resume: str | None = None) -> Callable[[Pilot[object]], object]:

@@ -10,6 +10,7 @@ import keyring
 import pytest
 from jaraco.classes import properties
 from keyring.backend import KeyringBackend
+from keyring.errors import PasswordSetError
 
 from opsconsole.errors import SecretUnavailable
 from opsconsole.secrets import Redactor, Secret, SecretStore, redact_everywhere
@@ -75,10 +76,10 @@ class _HangingKeyring(KeyringBackend):
         return None
 
     def set_password(self, service: str, username: str, password: str) -> None:
-        raise NotImplementedError("read-only test backend")
+        raise PasswordSetError("read-only test backend")
 
     def delete_password(self, service: str, username: str) -> None:
-        raise NotImplementedError("read-only test backend")
+        raise PasswordSetError("read-only test backend")
 
 
 async def test_locked_keyring_times_out_instead_of_hanging() -> None:
