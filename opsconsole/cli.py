@@ -7,7 +7,9 @@ The verbs are how CI and scripts use opsconsole, so they are stable:
     opsconsole demo                 the built-in sandbox + the console
     opsconsole lint PATH...         0 clean, 1 with ``path:line: message`` lines
     opsconsole show RUNBOOK --json  the parsed outline
-    opsconsole check RUNBOOK ...    headless run: 0 passed, 1 a step failed, 2 usage/runbook error
+    opsconsole check RUNBOOK ...    headless run: 0 nothing failed, 1 a step failed, was unknown
+                                    or inconclusive (or nothing automated ran, with
+                                    --require-automated), 2 usage/runbook error
     opsconsole audit verify         check the audit log's hash chain
 
 Only ``run``/``demo``/no verb import Textual (lazily): ``lint``, ``check``
@@ -79,6 +81,23 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="with --sandbox: inject this fault (repeatable)",
     )
+    check.add_argument(
+        "--answer",
+        action="append",
+        default=[],
+        metavar="ID=VALUE",
+        help="answer a step's question (STEP_ID=VALUE or STEP_ID.QUESTION=VALUE; repeatable)",
+    )
+    check.add_argument(
+        "--yes",
+        action="store_true",
+        help="answer yes to confirmations (ops confirm); refused in a protected environment",
+    )
+    check.add_argument(
+        "--require-automated",
+        action="store_true",
+        help="exit 1 when no automated step ran (only manual checks, or everything skipped)",
+    )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report")
 
@@ -129,28 +148,17 @@ def cmd_show(path: Path, as_json: bool) -> int:
         "steps": [
             {
                 "id": s.id,
-                "kind": s.kind.value,
+                "kind": s.kind,
                 "title": s.title,
                 "line": s.line,
                 "section": runbook.sections[s.section].title,
                 "mutating": s.mutating,
+                "human": s.needs_human,
+                "spec": s.spec.model_dump(
+                    mode="json", by_alias=True, exclude_defaults=True, exclude={"id", "title"}
+                ),
             }
             for s in runbook.steps
-        ],
-        "checklists": [
-            {
-                "id": s.id,
-                "text": s.spec.text,
-                "line": s.line,
-                "section": runbook.sections[s.section].title,
-            }
-            for s in runbook.steps
-            if s.kind.value == "manual"
-        ],
-        "commands": [
-            {"id": s.id, "run": s.spec.run, "line": s.line, "plain": s.spec.plain}
-            for s in runbook.steps
-            if s.kind.value == "command"
         ],
     }
     if as_json:
@@ -163,18 +171,25 @@ def cmd_show(path: Path, as_json: bool) -> int:
             step = runbook.step(step_id)
             flag = " (mutating)" if step.mutating else ""
             print(
-                f"{'  ' * section.level}- {step.kind.value:8} {step.title}{flag}"
+                f"{'  ' * section.level}- {step.kind:8} {step.title}{flag}"
                 f"  [line {step.line}]"
             )
     return EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str | None) -> int:
-    from .headless import SimulatedOperator, run_check
+    from .headless import MARKS, run_check
     from .loader import load_runbook
+    from .operator import HeadlessOperator
 
     if args.fault and not args.sandbox:
         return _fail("--fault needs --sandbox")
+    answers: dict[str, str] = {}
+    for item in args.answer:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            return _fail(f"--answer {item!r}: use STEP_ID=VALUE (or STEP_ID.QUESTION=VALUE)")
+        answers[key.strip()] = value
     runbook = load_runbook(args.runbook)
     sandbox = None
     try:
@@ -190,22 +205,38 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             config = load_config(sandbox.config_path)
             environment = config.environment(sandbox.environment_name)
             home = state_dir() / "sandbox"
-            operator = SimulatedOperator()
         else:
             config = load_config(config_path)
             environment = config.environment(env_name)
             home = state_dir()
-            operator = None
+        if args.yes and environment.protected:
+            return _fail(
+                f"--yes is refused in the protected environment {environment.name!r}: "
+                "confirm in the console"
+            )
+        operator = HeadlessOperator(
+            answers=answers,
+            yes=args.yes,
+            simulate=args.sandbox,
+            protected=environment.protected,
+        )
 
         def progress(step: object, entry: dict[str, object]) -> None:
             if not args.json:
-                mark = {"passed": "✓", "failed": "✗", "skipped": "↷"}[str(entry["status"])]
+                mark = MARKS[str(entry["status"])]
                 print(f"{mark} {entry['id']}: {entry['title']}", file=sys.stderr, flush=True)
 
         import asyncio
 
         report = asyncio.run(
-            run_check(runbook, environment, home, operator=operator, on_step=progress)
+            run_check(
+                runbook,
+                environment,
+                home,
+                operator=operator,
+                on_step=progress,
+                require_automated=args.require_automated,
+            )
         )
     finally:
         if sandbox is not None:

@@ -10,7 +10,7 @@ OpsConsoleError
 ├── AuditUnavailable    the audit log cannot be written; mutating actions are refused (fail closed)
 ├── RunStateError       saved run state cannot be read or written
 ├── TemplateError       a ``{{ name }}`` reference has no value at run time
-└── ConfirmationRequired  a mutating step in a protected environment was not confirmed
+└── StepRefused         a step cannot run now (another runs, an unknown outcome, a bad answer)
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from pathlib import Path
 __all__ = [
     "AuditUnavailable",
     "ConfigError",
-    "ConfirmationRequired",
     "OpsConsoleError",
     "RunStateError",
     "RunbookError",
     "SecretUnavailable",
+    "StepRefused",
     "TemplateError",
 ]
 
@@ -63,5 +63,5 @@ class TemplateError(OpsConsoleError):
     pass
 
 
-class ConfirmationRequired(OpsConsoleError):
-    """A mutating step in a protected environment needs the operator's typed confirmation."""
+class StepRefused(OpsConsoleError):
+    """The step cannot run now; the message says why and what to do. Nothing was recorded."""

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .run import StepStatus, atomic_write, now_iso
+from .run import Attempt, StepResult, StepStatus, atomic_write, now_iso
 
 if TYPE_CHECKING:
     from .session import RunSession
 
 __all__ = ["evidence_path", "export_evidence", "render_evidence", "write_evidence"]
 
-_MARK = {
+MARK = {
     StepStatus.PASSED: "PASS",
     StepStatus.FAILED: "FAIL",
     StepStatus.SKIPPED: "SKIP",
     StepStatus.UNKNOWN: "UNKNOWN",
+    StepStatus.INCONCLUSIVE: "INCONCLUSIVE",
+    StepStatus.CANCELLED: "CANCELLED",
+    StepStatus.ANSWERED: "ANSWERED (simulated)",
     StepStatus.RUNNING: "RUNNING",
     StepStatus.PENDING: "not run",
 }
@@ -27,16 +29,44 @@ def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
 
-def _fence(text: str, language: str = "") -> str:
-    ticks = "```"
-    while ticks in text:
-        ticks += "`"
-    return f"{ticks}{language}\n{text.rstrip()}\n{ticks}"
+def _attempt_lines(attempt: StepResult | Attempt, number: int, total: int) -> list[str]:
+    lines: list[str] = []
+    if total > 1:
+        lines += ["", f"#### Attempt {number} of {total}: {MARK[attempt.status]}", ""]
+    if attempt.started_at:
+        lines.append(f"- At: {attempt.started_at}")
+    if attempt.duration_ms is not None:
+        lines.append(f"- Took: {attempt.duration_ms:.0f} ms")
+    if attempt.detail:
+        lines.append(f"- Outcome: {attempt.detail}")
+    if attempt.simulated:
+        lines.append("- Answered by the sandbox's simulated operator (a rehearsal, not evidence)")
+    if attempt.note:
+        lines.append(f"- Operator note: {attempt.note}")
+    for assertion in attempt.assertions:
+        lines.append(f"  - [{'x' if assertion.ok else ' '}] {assertion.name}: {assertion.detail}")
+    for artifact in attempt.artifacts:
+        lines += ["", artifact.markdown()]
+    return lines
 
 
 def render_evidence(session: RunSession) -> str:
     run, runbook = session.run, session.runbook
     counts = session.summary()
+    result_line = ", ".join(
+        f"{counts[s.value]} {MARK[s].lower()}"
+        for s in (
+            StepStatus.PASSED,
+            StepStatus.ANSWERED,
+            StepStatus.FAILED,
+            StepStatus.UNKNOWN,
+            StepStatus.INCONCLUSIVE,
+            StepStatus.CANCELLED,
+            StepStatus.SKIPPED,
+            StepStatus.PENDING,
+        )
+        if counts[s.value] or s in {StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED}
+    )
     lines = [
         f"# Evidence: {runbook.title}",
         "",
@@ -46,53 +76,42 @@ def render_evidence(session: RunSession) -> str:
         f"- Started: {run.started_at}",
         f"- Finished: {run.finished_at or 'not finished'} (status: {run.status.value})",
         f"- Exported: {now_iso()}",
-        f"- Result: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped, {counts['unknown']} unknown, "
-        f"{counts['pending']} not run",
-        "",
-        "| # | Step | Kind | Result | Detail |",
-        "|---|---|---|---|---|",
+        f"- Result: {result_line}",
     ]
+    if run.rehearsal:
+        lines.append(
+            "- **Rehearsal**: some answers came from the sandbox's simulated operator; "
+            "this run verifies nothing a person must check."
+        )
+    lines += ["", "| # | Step | Kind | Result | Detail |", "|---|---|---|---|---|"]
     for number, step in enumerate(runbook.steps, start=1):
         result = run.result(step.id)
         lines.append(
-            f"| {number} | {_cell(step.title)} | {step.kind.value} | "
-            f"{_MARK[result.status]} | {_cell(result.detail)} |"
+            f"| {number} | {_cell(step.title)} | {step.kind} | "
+            f"{MARK[result.status]} | {_cell(result.detail)} |"
         )
     for section in runbook.sections:
         steps = [runbook.step(step_id) for step_id in section.step_ids]
-        touched = [s for s in steps if run.result(s.id).status is not StepStatus.PENDING]
+        touched = [
+            s for s in steps
+            if run.result(s.id).status is not StepStatus.PENDING or run.result(s.id).history
+        ]
         if not touched:
             continue
         lines += ["", f"## {section.title}"]
         for step in touched:
             result = run.result(step.id)
-            lines += ["", f"### {_MARK[result.status]} — {step.title}", ""]
+            lines += ["", f"### {MARK[result.status]} — {step.title}", ""]
             lines.append(
-                f"- Step `{step.id}` ({step.kind.value}, line {step.line})"
+                f"- Step `{step.id}` ({step.kind}, line {step.line})"
                 + (", mutating" if step.mutating else "")
+                + f", attempts: {result.attempts}"
             )
-            if result.started_at:
-                lines.append(f"- At: {result.started_at}, attempts: {result.attempts}")
-            if result.duration_ms is not None:
-                lines.append(f"- Took: {result.duration_ms:.0f} ms")
-            if result.detail:
-                lines.append(f"- Outcome: {result.detail}")
-            if result.note:
-                lines.append(f"- Operator note: {result.note}")
-            if result.states:
-                lines.append(f"- States: {' → '.join(result.states)}")
-            for assertion in result.assertions:
-                lines.append(
-                    f"  - [{'x' if assertion.ok else ' '}] {assertion.name}: {assertion.detail}"
-                )
-            if result.request:
-                lines += ["", "Request:", "", _fence(json.dumps(result.request, indent=2), "json")]
-            if result.response:
-                shown = {k: v for k, v in result.response.items() if k not in {"json", "is_json"}}
-                lines += ["", "Response:", "", _fence(json.dumps(shown, indent=2), "json")]
-            if result.output:
-                lines += ["", "Output:", "", _fence(result.output)]
+            total = len(result.history) + (1 if result.status is not StepStatus.PENDING else 0)
+            for number, attempt in enumerate(result.history, start=1):
+                lines += _attempt_lines(attempt, number, total)
+            if result.status is not StepStatus.PENDING:
+                lines += _attempt_lines(result, total, total)
     lines.append("")
     # Everything above came from redacted state; this pass is the backstop.
     return session.redactor.redact("\n".join(lines))

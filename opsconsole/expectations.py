@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
-from .model import CommandExpect, HttpExpect, JsonAssertion
 from .run import Assertion
 
+if TYPE_CHECKING:
+    from .artifacts import ResponseArtifact
+    from .steps.command import CommandExpect
+    from .steps.http import HttpExpect, JsonAssertion
+
 __all__ = ["evaluate_command", "evaluate_http", "evaluate_json_assertion", "search_json"]
-
-_MISSING = object()
-
 
 def _short(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
@@ -28,9 +29,10 @@ def _short(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def describe_body(response: dict[str, Any]) -> str:
-    content_type = response.get("headers", {}).get("content-type", "no content-type")
-    body = response.get("body", "")
+def describe_body(response: ResponseArtifact) -> str:
+    headers = {key.lower(): value for key, value in response.headers.items()}
+    content_type = headers.get("content-type", "no content-type")
+    body = response.body
     snippet = _short(body, 60) if body else "empty body"
     return f"{content_type}: {snippet}"
 
@@ -86,7 +88,7 @@ def evaluate_json_assertion(check: JsonAssertion, document: Any) -> Assertion:
 
 def evaluate_http(
     expect: HttpExpect,
-    response: dict[str, Any],
+    response: ResponseArtifact,
     *,
     secret_phrases: dict[str, str] | None = None,
 ) -> list[Assertion]:
@@ -97,8 +99,8 @@ def evaluate_http(
     """
     secret_phrases = secret_phrases or {}
     results: list[Assertion] = []
-    status = response["status"]
-    reason = response.get("reason", "")
+    status = response.status
+    reason = response.reason
     if expect.status:
         ok = status in expect.status
         wanted = " or ".join(str(code) for code in expect.status)
@@ -106,14 +108,14 @@ def evaluate_http(
         ok = 200 <= status < 300
         wanted = "2xx"
     detail = f"expected status {wanted}, got {status} {reason}".strip()
-    if not ok and status >= 400 and response.get("body"):
+    if not ok and status >= 400 and response.body:
         detail += f" ({describe_body(response)})"
     results.append(
         Assertion(name="status", ok=ok, detail=detail if not ok else f"{status} {reason}".strip())
     )
 
     if expect.latency_ms is not None:
-        elapsed = response.get("elapsed_ms", 0.0)
+        elapsed = response.elapsed_ms
         ok = elapsed <= expect.latency_ms
         results.append(
             Assertion(
@@ -124,7 +126,7 @@ def evaluate_http(
             )
         )
 
-    headers = {key.lower(): value for key, value in response.get("headers", {}).items()}
+    headers = {key.lower(): value for key, value in response.headers.items()}
     for header, wanted_value in expect.headers.items():
         actual = headers.get(header.lower())
         ok = actual is not None and wanted_value.lower() in actual.lower()
@@ -139,7 +141,7 @@ def evaluate_http(
         )
         results.append(Assertion(name=f"header {header}", ok=ok, detail=detail))
 
-    body = response.get("body", "")
+    body = response.body
     for phrase in expect.body_contains:
         ok = phrase in body
         label = secret_phrases.get(phrase, repr(phrase))
@@ -179,17 +181,15 @@ def evaluate_http(
         results.append(Assertion(name="body must not match", ok=match is None, detail=detail))
 
     if expect.json_:
-        document = response.get("json", _MISSING)
-        if document is _MISSING or not response.get("is_json"):
+        if not response.is_json:
+            why = response.json_error or describe_body(response)
             results.append(
-                Assertion(
-                    name="json",
-                    ok=False,
-                    detail=f"response is not JSON ({describe_body(response)})",
-                )
+                Assertion(name="json", ok=False, detail=f"response is not JSON ({why})")
             )
         else:
-            results.extend(evaluate_json_assertion(check, document) for check in expect.json_)
+            results.extend(
+                evaluate_json_assertion(check, response.document) for check in expect.json_
+            )
     return results
 
 

@@ -1,10 +1,13 @@
 """Headless runs (``opsconsole check``): walk a runbook without a screen.
 
-Nothing that needs a human is invented here: manual checks, inputs, confirms
-and gates are answered only by an explicit :class:`Operator` (the sandbox's
-:class:`SimulatedOperator`); without one they are reported skipped with the
-reason. Plain shell blocks are never run unattended, and mutating steps in a
-protected environment are skipped (they need typed confirmation in the console).
+Nothing that needs a human is invented here. Questions go to a
+:class:`~opsconsole.operator.HeadlessOperator`: answers given on the command
+line, ``--yes`` for confirmations in an unprotected environment, the
+sandbox's simulated operator under ``--sandbox``; otherwise the step is
+reported skipped with the reason. A step answered by the simulated operator
+is ``answered``, never ``passed``: a rehearsal is not a verification. A gate
+whose phase failed stops the check (it never walks into the next, mutating
+phase), and a check in which no automated step ran says so.
 """
 
 from __future__ import annotations
@@ -13,38 +16,31 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 from xml.etree import ElementTree
 
 from .config import Environment
-from .errors import OpsConsoleError
-from .model import Runbook, Step, StepKind
+from .errors import StepRefused
+from .model import Runbook, Step
+from .operator import HeadlessOperator
 from .run import StepStatus
-from .session import Answer, RunSession, open_session
+from .session import RunSession, open_session
 
-__all__ = ["CheckReport", "Operator", "SimulatedOperator", "run_check"]
+__all__ = ["BAD_STATUSES", "CheckReport", "run_check"]
 
-
-class Operator(Protocol):
-    def answer(self, step: Step, session: RunSession) -> Answer | None: ...
-
-
-class SimulatedOperator:
-    """The sandbox's stand-in for a person: ticks checks, says yes, decides gates honestly."""
-
-    NOTE = "answered by the sandbox's simulated operator"
-
-    def answer(self, step: Step, session: RunSession) -> Answer | None:
-        if step.kind is StepKind.GATE:
-            blockers = session.gate_blockers(step)
-            if blockers:
-                names = ", ".join(s.id for s in blockers)
-                return Answer(yes=False, note=f"{self.NOTE}: no-go, not passed: {names}")
-            return Answer(yes=True, note=self.NOTE)
-        if step.kind is StepKind.INPUT:
-            value = step.spec.default or f"sandbox-{step.spec.name}"
-            return Answer(yes=True, value=value, note=self.NOTE)
-        return Answer(yes=True, note=self.NOTE)
+#: statuses that make a check fail (nothing verified them)
+BAD_STATUSES = frozenset({"failed", "unknown", "inconclusive", "cancelled"})
+#: statuses of an automated step that actually ran
+RAN = frozenset({"passed", "failed", "unknown", "inconclusive"})
+_ORDER = ("passed", "answered", "failed", "unknown", "inconclusive", "cancelled", "skipped")
+MARKS = {
+    "passed": "✓",
+    "answered": "~",
+    "failed": "✗",
+    "unknown": "?",
+    "inconclusive": "≟",
+    "cancelled": "⊘",
+    "skipped": "↷",
+}
 
 
 @dataclass
@@ -54,20 +50,57 @@ class CheckReport:
     run_id: str
     steps: list[dict[str, object]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    rehearsal: bool = False
+    require_automated: bool = False
 
     @property
     def failed(self) -> list[dict[str, object]]:
-        return [s for s in self.steps if s["status"] == "failed"]
+        return [s for s in self.steps if s["status"] in BAD_STATUSES]
+
+    @property
+    def automated_ran(self) -> int:
+        return sum(1 for s in self.steps if not s["human"] and s["status"] in RAN)
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        if self.failed:
+            return 1
+        if self.require_automated and not self.automated_ran:
+            return 1
+        return 0
 
     def counts(self) -> dict[str, int]:
-        counts = {"passed": 0, "failed": 0, "skipped": 0}
+        counts = dict.fromkeys(_ORDER, 0)
         for step in self.steps:
-            counts[str(step["status"])] += 1
+            counts[str(step["status"])] = counts.get(str(step["status"]), 0) + 1
         return counts
+
+    def summary_line(self) -> str:
+        counts = self.counts()
+        parts = [f"{counts['passed']} passed"]
+        if counts["answered"]:
+            parts.append(f"{counts['answered']} answered by the simulated operator")
+        parts.append(f"{counts['failed']} failed")
+        for status in ("unknown", "inconclusive", "cancelled"):
+            if counts[status]:
+                parts.append(f"{counts[status]} {status}")
+        parts.append(f"{counts['skipped']} skipped")
+        return ", ".join(parts)
+
+    def verdict(self) -> str:
+        """One line on what this check proves."""
+        if not self.automated_ran:
+            return (
+                "Nothing automated ran: no step was verified"
+                + (" (exit 1: --require-automated)" if self.require_automated else "")
+                + "."
+            )
+        if self.rehearsal:
+            return (
+                "Rehearsal: human steps were answered by the sandbox's simulated operator, "
+                "not by a person."
+            )
+        return ""
 
     def to_json(self) -> str:
         return json.dumps(
@@ -80,9 +113,12 @@ class CheckReport:
                 "environment": self.environment.name,
                 "protected": self.environment.protected,
                 "run_id": self.run_id,
+                "rehearsal": self.rehearsal,
                 "summary": self.counts(),
+                "automated_steps_run": self.automated_ran,
+                "verdict": self.verdict(),
                 "warnings": self.warnings,
-                "steps": self.steps,
+                "steps": [{k: v for k, v in s.items() if k != "junit"} for s in self.steps],
                 "exit_code": self.exit_code,
             },
             indent=2,
@@ -95,7 +131,7 @@ class CheckReport:
             "testsuite",
             name=self.runbook.id,
             tests=str(len(self.steps)),
-            failures=str(counts["failed"]),
+            failures=str(sum(counts[s] for s in BAD_STATUSES)),
             skipped=str(counts["skipped"]),
             errors="0",
         )
@@ -105,53 +141,43 @@ class CheckReport:
                 "testcase",
                 classname=f"{self.runbook.id}.{self.environment.name}",
                 name=f"{step['id']}: {step['title']}",
-                time=f"{(step.get('duration_ms') or 0) / 1000:.3f}",
+                time=f"{_seconds(step.get('duration_ms')):.3f}",
             )
-            if step["status"] == "failed":
-                failure = ElementTree.SubElement(case, "failure", message=str(step["detail"]))
-                failure.text = "\n".join(
-                    f"{'ok ' if a['ok'] else 'FAIL'} {a['name']}: {a['detail']}"
-                    for a in step.get("assertions", [])  # type: ignore[union-attr]
+            status = str(step["status"])
+            if status in BAD_STATUSES:
+                failure = ElementTree.SubElement(
+                    case, "failure", message=f"{status}: {step['detail']}", type=status
                 )
-            elif step["status"] == "skipped":
+                failure.text = str(step.get("junit", ""))
+            elif status == "skipped":
                 ElementTree.SubElement(case, "skipped", message=str(step["detail"]))
+            elif status == "answered":
+                out = ElementTree.SubElement(case, "system-out")
+                out.text = (
+                    "answered by the sandbox's simulated operator: rehearsed, not verified "
+                    f"({step['detail']})"
+                )
         ElementTree.indent(suite)
         return ElementTree.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
     def to_text(self) -> str:
-        marks = {"passed": "✓", "failed": "✗", "skipped": "↷"}
         lines = [f"{self.runbook.title} — environment {self.environment.name} — run {self.run_id}"]
         lines += [f"! {warning}" for warning in self.warnings]
         for step in self.steps:
-            lines.append(f"{marks[str(step['status'])]} {step['id']}: {step['title']}")
-            if step["status"] != "passed":
-                lines.append(f"    {step['detail']}")
-        counts = self.counts()
-        lines.append(
-            f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped"
-        )
+            lines.append(f"{MARKS[str(step['status'])]} {step['id']}: {step['title']}")
+            status, detail = str(step["status"]), str(step["detail"])
+            if status != "passed":
+                lines.append(f"    {detail}" if detail.startswith(status) else
+                             f"    {status}: {detail}")
+        lines.append(self.summary_line())
+        verdict = self.verdict()
+        if verdict:
+            lines.append(verdict)
         return "\n".join(lines)
 
 
-def _skip_reason(step: Step, session: RunSession, operator: Operator | None) -> str | None:
-    if step.kind is StepKind.COMMAND and step.spec.plain:
-        return (
-            "plain shell block: commands written for people are run from the console, "
-            "never unattended"
-        )
-    if step.kind is StepKind.GATE and operator is None:
-        return (
-            "needs a human (gate); every step of its phase passed or was skipped, "
-            "so the check goes on"
-        )
-    if step.needs_human and operator is None:
-        return f"needs a human ({step.kind.value}); run it in the console, or use --sandbox"
-    if step.mutating and session.environment.protected:
-        return (
-            f"{session.environment.name} is protected: mutating steps need typed confirmation "
-            "in the console"
-        )
-    return None
+def _seconds(milliseconds: object) -> float:
+    return float(milliseconds) / 1000 if isinstance(milliseconds, int | float) else 0.0
 
 
 async def run_check(
@@ -159,40 +185,23 @@ async def run_check(
     environment: Environment,
     home: Path,
     *,
-    operator: Operator | None = None,
+    operator: HeadlessOperator | None = None,
     on_step: Callable[[Step, dict[str, object]], None] | None = None,
+    require_automated: bool = False,
 ) -> CheckReport:
+    operator = operator or HeadlessOperator(protected=environment.protected)
     session = open_session(runbook, environment, home)
-    report = CheckReport(runbook, environment, session.run.id)
+    report = CheckReport(
+        runbook, environment, session.run.id, require_automated=require_automated
+    )
     try:
         report.warnings.extend(await session.start())
         for step in runbook.steps:
             if session.finished:
                 break
-            reason = _skip_reason(step, session, operator)
             try:
-                if step.kind is StepKind.GATE and operator is None and session.gate_blockers(step):
-                    # Nobody can say "go" here: never walk into the next phase (it may act)
-                    # on top of failed preconditions.
-                    blockers = ", ".join(s.id for s in session.gate_blockers(step))
-                    await session.execute(
-                        step.id,
-                        Answer(
-                            yes=False, note=f"headless check stops here: not passed: {blockers}"
-                        ),
-                    )
-                elif reason is not None:
-                    session.skip(step.id, reason)
-                elif step.needs_human:
-                    assert operator is not None
-                    answer = operator.answer(step, session)
-                    if answer is None:
-                        session.skip(step.id, "the operator did not answer")
-                    else:
-                        await session.execute(step.id, answer)
-                else:
-                    await session.execute(step.id)
-            except OpsConsoleError as exc:  # StepRefused, ConfirmationRequired, ...
+                await session.execute(step.id, operator=operator)
+            except StepRefused as exc:
                 result = session.result(step.id)
                 result.status = StepStatus.FAILED
                 result.detail = session.redactor.redact(str(exc))
@@ -213,6 +222,7 @@ async def run_check(
             if on_step is not None:
                 on_step(step, report.steps[-1])
         report.warnings.extend(w for w in session.warnings if w not in report.warnings)
+        report.rehearsal = session.run.rehearsal
     finally:
         await session.close()
     return report
@@ -223,25 +233,31 @@ def _step_json(step: Step, session: RunSession, skipped: str | None = None) -> d
     status = result.status
     if skipped is not None:
         shown, detail = "skipped", skipped
-    elif status in {StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED}:
-        shown, detail = status.value, result.detail
+    elif status in {StepStatus.PENDING, StepStatus.RUNNING}:
+        shown, detail = "skipped", f"not run ({status.value})"
     else:
-        shown, detail = "failed", f"{status.value}: {result.detail}"
+        shown, detail = status.value, result.detail
     entry: dict[str, object] = {
         "id": step.id,
         "title": step.title,
-        "kind": step.kind.value,
+        "kind": step.kind,
         "line": step.line,
         "mutating": step.mutating,
+        "human": step.needs_human,
         "status": shown,
         "detail": detail,
         "duration_ms": result.duration_ms,
+        "attempts": result.attempts,
         "assertions": [a.model_dump() for a in result.assertions],
+        "artifacts": [a.model_dump() for a in result.artifacts],
     }
-    if result.states:
-        entry["states"] = result.states
-    if result.exit_code is not None:
-        entry["exit_code"] = result.exit_code
     if result.note:
         entry["note"] = result.note
-    return session.redactor.redact_obj(entry)
+    if result.answer is not None:
+        entry["answer"] = result.answer
+    if result.simulated:
+        entry["answered_by"] = "simulated operator"
+    junit = [f"{'ok ' if a.ok else 'FAIL'} {a.name}: {a.detail}" for a in result.assertions]
+    junit += [artifact.junit() for artifact in result.artifacts]
+    entry["junit"] = "\n".join(junit)
+    return session.redactor.redact_obj(entry)  # type: ignore[no-any-return]

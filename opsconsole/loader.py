@@ -26,16 +26,9 @@ from mdit_py_plugins.front_matter import front_matter_plugin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import RunbookError
-from .model import (
-    SPEC_BY_KIND,
-    CommandSpec,
-    InputSpec,
-    ManualSpec,
-    Runbook,
-    Section,
-    Step,
-    StepKind,
-)
+from .model import Runbook, Section, Step
+from .steps import kinds, step_type
+from .steps.base import Produces
 from .template import references
 
 __all__ = ["find_runbooks", "lint_paths", "load_runbook", "parse_runbook"]
@@ -213,30 +206,6 @@ def _shell_commands(info: str, body: str) -> str:
     return body.rstrip("\n")
 
 
-def _shell_title(run: str) -> str:
-    """A leading ``# comment`` names the command; otherwise its first command line does."""
-    for line in run.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#!"):
-            continue
-        if stripped.startswith("#"):
-            stripped = stripped.lstrip("#").strip() or stripped
-        return stripped if len(stripped) <= 70 else stripped[:69] + "…"
-    return "shell command"
-
-
-def _default_title(kind: StepKind, spec: Any, section_title: str) -> str:
-    if kind in {StepKind.HTTP, StepKind.TRIGGER}:
-        return f"{spec.method} {spec.url}"
-    if kind is StepKind.COMMAND:
-        return _shell_title(spec.run)
-    if kind is StepKind.MANUAL:
-        return spec.text
-    if kind in {StepKind.INPUT, StepKind.CONFIRM}:
-        return spec.prompt
-    return f"Go / no-go: {section_title}"
-
-
 def parse_runbook(
     path: Path | str, text: str | None = None
 ) -> tuple[Runbook | None, list[RunbookError]]:
@@ -381,10 +350,13 @@ def _build_steps(
     manual: list[tuple[int, int, str, str]],
     sections: list[Section],
 ) -> list[Step]:
+    from .steps.command import CommandSpec, shell_title
+    from .steps.manual import ManualSpec
+
     pending: list[tuple[int, Step]] = []
     for line, section, text, detail in manual:
-        spec = ManualSpec(text=text, detail=detail)
-        pending.append((line, Step("", StepKind.MANUAL, text, line, section, spec, text)))
+        manual_spec = ManualSpec(text=text, detail=detail)
+        pending.append((line, Step("", "manual", text, line, section, manual_spec, text)))
 
     for block in blocks:
         section_title = sections[block.section].title
@@ -392,45 +364,39 @@ def _build_steps(
             run = _shell_commands(block.info, block.body)
             if not run.strip():
                 continue
-            spec = CommandSpec(run=run, plain=True, mutating=True)
-            step = Step(
-                "", StepKind.COMMAND, _shell_title(run), block.line, block.section, spec, run
-            )
+            command = CommandSpec(run=run, plain=True, mutating=True)
+            step = Step("", "command", shell_title(run), block.line, block.section, command, run)
             pending.append((block.line, step))
             continue
         try:
-            kind = StepKind(block.kind)
-        except ValueError:
-            known = ", ".join(k.value for k in StepKind)
+            stype = step_type(block.kind)
+        except KeyError:
+            known = ", ".join(kinds())
             what = f"unknown step kind {block.kind!r}" if block.kind else "missing step kind"
             parse.error(block.line, f"{what} after 'ops' (known: {known})")
             continue
-        data, node = _load_yaml(parse, block.body, block.line + 1, f"ops {kind.value} block")
+        kind = stype.kind
+        data, node = _load_yaml(parse, block.body, block.line + 1, f"ops {kind} block")
         if data is None and node is None and block.body.strip():
             continue
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            parse.error(
-                block.line, f"ops {kind.value} block: the body must be YAML key: value lines"
-            )
+            parse.error(block.line, f"ops {kind} block: the body must be YAML key: value lines")
             continue
-        model = SPEC_BY_KIND[kind]
         try:
-            spec = model.model_validate(data)
+            spec = stype.spec.model_validate(data)
         except ValidationError as exc:
             for loc, message in _validation_messages(exc):
                 offset = _yaml_line(node, loc)
                 line = block.line + 1 + offset if offset is not None else block.line
-                parse.error(line, f"ops {kind.value}: {message}")
+                parse.error(line, f"ops {kind}: {message}")
             continue
-        title = spec.title or _default_title(kind, spec, section_title)
-        pending.append(
-            (
-                block.line,
-                Step(spec.id or "", kind, title, block.line, block.section, spec, block.body),
-            )
-        )
+        for offset, message in stype.lint(spec, block.body):
+            parse.error(block.line + 1 + offset, f"ops {kind}: {message}")
+        title = spec.title or stype.default_title(spec, section_title)
+        step = Step(spec.id or "", kind, title, block.line, block.section, spec, block.body)
+        pending.append((block.line, step))
 
     pending.sort(key=lambda item: item[0])
     steps = [step for _, step in pending]
@@ -464,45 +430,34 @@ def _check_references(
     variables = set(meta.variables) | BUILTIN_VARIABLES
     secrets = set(meta.secrets)
     later: dict[str, int] = {}
-    for step in steps:
-        spec = step.spec
-        for name in [
-            *(getattr(spec, "capture", {}) or {}),
-            *(getattr(spec, "capture_secret", {}) or {}),
-        ]:
+    produced = [step.type.produces(step.spec) for step in steps]
+    for step, made in zip(steps, produced, strict=True):
+        for name in [*made.variables, *made.secrets]:
             later.setdefault(name, step.line)
-        if isinstance(spec, InputSpec):
-            later.setdefault(spec.name, step.line)
-    for step in steps:
-        spec = step.spec
-        if step.kind is StepKind.MANUAL or (step.kind is StepKind.COMMAND and step.spec.plain):
-            continue
-        _check_step_references(parse, step, variables, secrets, later)
-        # a step's own captures are usable from the next step on (and in its follow block)
-        variables.update(getattr(spec, "capture", {}) or {})
-        secrets.update(getattr(spec, "capture_secret", {}) or {})
-        if isinstance(spec, InputSpec):
-            (secrets if spec.secret else variables).add(spec.name)
+    for step, made in zip(steps, produced, strict=True):
+        if step.type.checks_references(step.spec):
+            _check_step_references(parse, step, variables, secrets, later, made)
+        # a step's own values are usable from the next step on (and where its kind says)
+        variables.update(made.variables)
+        secrets.update(made.secrets)
 
 
 def _check_step_references(
-    parse: _Parse, step: Step, variables: set[str], secrets: set[str], later: dict[str, int]
+    parse: _Parse,
+    step: Step,
+    variables: set[str],
+    secrets: set[str],
+    later: dict[str, int],
+    made: Produces,
 ) -> None:
-    own = set(getattr(step.spec, "capture", {}) or {}) | set(
-        getattr(step.spec, "capture_secret", {}) or {}
-    )
-    follow_line = None
-    if step.kind is StepKind.TRIGGER:
-        for offset, text in enumerate(step.source.splitlines()):
-            if text.startswith("follow:"):
-                follow_line = offset
+    own_from = step.type.own_values_visible_from(step.source)
     body_lines = step.source.splitlines()
     for offset, text in enumerate(body_lines):
         for name in references(text):
             line = step.line + 1 + offset
-            in_follow = follow_line is not None and offset > follow_line
-            known_secrets = secrets | (own if in_follow else set())
-            known_variables = variables | (own if in_follow else set())
+            own_visible = own_from is not None and offset > own_from
+            known_secrets = secrets | (made.secrets if own_visible else set())
+            known_variables = variables | (made.variables if own_visible else set())
             if name.startswith("secrets."):
                 if name[8:] in known_secrets:
                     continue

@@ -1,53 +1,35 @@
 """The runbook model: what a Markdown runbook means once it is parsed.
 
-The YAML bodies of ``ops <kind>`` blocks are validated by the pydantic
-``*Spec`` models below (unknown keys are errors, so a typo is reported rather
-than silently ignored). :class:`Runbook`, :class:`Section` and :class:`Step`
-are plain dataclasses built by :mod:`opsconsole.loader`.
+:class:`Runbook`, :class:`Section` and :class:`Step` are plain dataclasses
+built by :mod:`opsconsole.loader`. A step's ``spec`` is the pydantic model of
+its kind (``opsconsole/steps/<kind>.py``), validated from the block's YAML;
+what a kind means — mutating, needs a human, closes a phase — is asked of
+its registered step type, never decided here. The field types shared by
+step specs (durations, lists, text maps) live here too.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator
+
+if TYPE_CHECKING:
+    from .steps.base import StepSpec, StepType
 
 __all__ = [
-    "CommandExpect",
-    "CommandSpec",
-    "ConfirmSpec",
-    "FollowSpec",
-    "GateSpec",
-    "HttpExpect",
-    "HttpSpec",
-    "InputSpec",
-    "JsonAssertion",
-    "ManualSpec",
+    "Duration",
     "Runbook",
     "Section",
     "Step",
-    "StepKind",
-    "TriggerSpec",
+    "StrDict",
+    "StrList",
     "parse_duration",
 ]
-
-
-class StepKind(StrEnum):
-    HTTP = "http"
-    TRIGGER = "trigger"
-    COMMAND = "command"
-    MANUAL = "manual"
-    INPUT = "input"
-    CONFIRM = "confirm"
-    GATE = "gate"
-
-
-#: Kinds that need an operator's answer rather than I/O.
-HUMAN_KINDS = frozenset({StepKind.MANUAL, StepKind.INPUT, StepKind.CONFIRM, StepKind.GATE})
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 
@@ -66,6 +48,8 @@ def parse_duration(value: Any) -> float:
             )
         number, unit = float(match.group(1)), match.group(2) or "s"
         seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
     return seconds
@@ -100,218 +84,36 @@ def _scalars_as_text(value: Any) -> Any:
 StrDict = Annotated[dict[str, str], BeforeValidator(_scalars_as_text)]
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class JsonAssertion(_Spec):
-    """One assertion on a JSON response: ``path`` is a JMESPath expression."""
-
-    path: str
-    equals: Any = None
-    not_equals: Any = None
-    exists: bool | None = None
-    contains: Any = None
-    matches: str | None = None
-    one_of: list[Any] | None = None
-    length: int | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        import jmespath
-        from jmespath.exceptions import JMESPathError
-
-        try:
-            jmespath.compile(value)
-        except JMESPathError as exc:
-            raise ValueError(f"invalid JMESPath {value!r}: {exc}") from None
-        return value
-
-    @model_validator(mode="after")
-    def _has_check(self) -> JsonAssertion:
-        if not self.model_fields_set - {"path"}:
-            raise ValueError(
-                "a JSON assertion needs one of equals, not_equals, exists, contains, "
-                "matches, one_of, length"
-            )
-        return self
-
-
-class HttpExpect(_Spec):
-    status: Annotated[list[int], BeforeValidator(_as_list)] = Field(default_factory=list)
-    json_: list[JsonAssertion] = Field(default_factory=list, alias="json")
-    headers: StrDict = Field(default_factory=dict)
-    body_contains: StrList = Field(default_factory=list)
-    body_not_contains: StrList = Field(default_factory=list)
-    body_matches: StrList = Field(default_factory=list)
-    body_not_matches: StrList = Field(default_factory=list)
-    latency_ms: int | None = Field(default=None, gt=0)
-
-    @field_validator("body_matches", "body_not_matches")
-    @classmethod
-    def _regexes_compile(cls, values: list[str]) -> list[str]:
-        for value in values:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        return values
-
-
-class _StepSpec(_Spec):
-    id: str | None = None
-    title: str | None = None
-    #: None means "the kind decides" (see Step.mutating).
-    mutating: bool | None = None
-
-    @field_validator("id")
-    @classmethod
-    def _id_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-            raise ValueError("a step id uses letters, digits, '-', '_' and '.'")
-        return value
-
-
-class _RequestFields(_Spec):
-    method: str = "GET"
-    url: str
-    headers: StrDict = Field(default_factory=dict)
-    params: StrDict = Field(default_factory=dict)
-    json_body: Any = Field(default=None, alias="json")
-    body: str | None = None
-    timeout: Duration = 10.0
-
-    @field_validator("method")
-    @classmethod
-    def _method(cls, value: str) -> str:
-        method = value.upper()
-        if method not in {"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}:
-            raise ValueError(f"unsupported HTTP method {value!r}")
-        return method
-
-
-class HttpSpec(_StepSpec, _RequestFields):
-    expect: HttpExpect = Field(default_factory=HttpExpect)
-    #: run variable name -> JMESPath into the JSON response
-    capture: dict[str, str] = Field(default_factory=dict)
-    #: like capture, but the value is a secret (registered with the redactor, never saved)
-    capture_secret: dict[str, str] = Field(default_factory=dict)
-
-
-class FollowSpec(_RequestFields):
-    """Poll a read-back URL until the state reaches a terminal value."""
-
-    state: str = "status"
-    succeeded: StrList = Field(default_factory=lambda: ["succeeded"])
-    failed: StrList = Field(default_factory=lambda: ["failed"])
-    interval: Duration = 1.0
-    deadline: Duration = 60.0
-    #: JMESPath to the result breakdown / error message shown to the operator
-    result: str | None = None
-    error: str | None = None
-    expect: HttpExpect | None = None
-
-
-class TriggerSpec(HttpSpec):
-    method: str = "POST"
-    follow: FollowSpec
-
-
-class CommandExpect(_Spec):
-    #: an exit status, a list of them, "nonzero", "any", or "running" (must still be
-    #: running when the timeout stops it: a service that boots and stays up)
-    exit: int | list[int] | Literal["nonzero", "any", "running"] = 0
-    output_contains: StrList = Field(default_factory=list)
-    output_not_contains: StrList = Field(default_factory=list)
-
-
-class CommandSpec(_StepSpec):
-    run: str
-    timeout: Duration = 60.0
-    env: StrDict = Field(default_factory=dict)
-    cwd: str | None = None
-    expect: CommandExpect = Field(default_factory=CommandExpect)
-    #: exit status -> what it means, shown beside the status (e.g. 78: EX_CONFIG)
-    exit_codes: dict[int, str] = Field(default_factory=dict)
-    #: set by the loader for plain ``bash``/``sh`` blocks written for humans
-    plain: bool = False
-
-
-class ManualSpec(_StepSpec):
-    text: str
-    detail: str = ""
-
-
-class InputSpec(_StepSpec):
-    name: str
-    prompt: str
-    default: str | None = None
-    pattern: str | None = None
-    secret: bool = False
-
-    @field_validator("pattern")
-    @classmethod
-    def _pattern_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
-        return value
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-            raise ValueError("an input name is an identifier (letters, digits, '_')")
-        return value
-
-
-class ConfirmSpec(_StepSpec):
-    prompt: str
-
-
-class GateSpec(_StepSpec):
-    prompt: str = "Go / no-go?"
-    #: "passed": go needs every earlier step of the phase passed (or skipped with a reason)
-    require: Literal["passed", "none"] = "passed"
-
-
-SPEC_BY_KIND: dict[StepKind, type[_StepSpec]] = {
-    StepKind.HTTP: HttpSpec,
-    StepKind.TRIGGER: TriggerSpec,
-    StepKind.COMMAND: CommandSpec,
-    StepKind.MANUAL: ManualSpec,
-    StepKind.INPUT: InputSpec,
-    StepKind.CONFIRM: ConfirmSpec,
-    StepKind.GATE: GateSpec,
-}
-
 
 @dataclass(slots=True)
 class Step:
     id: str
-    kind: StepKind
+    #: the ``ops <kind>`` word (a registered step type)
+    kind: str
     title: str
     line: int
     section: int
-    spec: Any
+    spec: StepSpec
     #: the block's source text, shown to the operator before it runs
     source: str = ""
 
     @property
+    def type(self) -> StepType[Any]:
+        from .steps import step_type
+
+        return step_type(self.kind)
+
+    @property
     def mutating(self) -> bool:
-        declared = getattr(self.spec, "mutating", None)
-        if declared is not None:
-            return bool(declared)
-        if self.kind is StepKind.HTTP:
-            return self.spec.method not in {"GET", "HEAD", "OPTIONS"}
-        return self.kind in {StepKind.TRIGGER, StepKind.COMMAND}
+        return self.type.is_mutating(self.spec)
 
     @property
     def needs_human(self) -> bool:
-        return self.kind in HUMAN_KINDS
+        return self.type.human
+
+    @property
+    def closes_phase(self) -> bool:
+        return self.type.closes_phase
 
 
 @dataclass(slots=True)
@@ -355,7 +157,7 @@ class Runbook:
         end = self.index_of(gate_id)
         start = 0
         for index in range(end - 1, -1, -1):
-            if self.steps[index].kind is StepKind.GATE:
+            if self.steps[index].closes_phase:
                 start = index + 1
                 break
         return self.steps[start:end]

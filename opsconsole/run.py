@@ -18,9 +18,21 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from .artifacts import Artifact
 from .errors import RunStateError
 
-__all__ = ["Assertion", "Run", "RunStatus", "RunStore", "StepResult", "StepStatus", "now_iso"]
+__all__ = [
+    "CLEARED",
+    "FINISHED",
+    "Assertion",
+    "Attempt",
+    "Run",
+    "RunStatus",
+    "RunStore",
+    "StepResult",
+    "StepStatus",
+    "now_iso",
+]
 
 
 def now_iso() -> str:
@@ -33,11 +45,28 @@ class StepStatus(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
-    #: a mutating step was interrupted: it may or may not have acted
+    #: a mutating step was interrupted or lost track: it may or may not have acted
     UNKNOWN = "unknown"
+    #: it ran, but could not decide (no data, still running at its deadline)
+    INCONCLUSIVE = "inconclusive"
+    #: the operator stopped it before it could act (nothing went out)
+    CANCELLED = "cancelled"
+    #: a human step answered by the sandbox's simulated operator: rehearsed, not verified
+    ANSWERED = "answered"
 
 
-FINISHED = frozenset({StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED})
+#: statuses after which the walk moves on (the operator may still retry)
+FINISHED = frozenset(
+    {
+        StepStatus.PASSED,
+        StepStatus.FAILED,
+        StepStatus.SKIPPED,
+        StepStatus.INCONCLUSIVE,
+        StepStatus.ANSWERED,
+    }
+)
+#: statuses a gate accepts for "go"
+CLEARED = frozenset({StepStatus.PASSED, StepStatus.SKIPPED, StepStatus.ANSWERED})
 
 
 class RunStatus(StrEnum):
@@ -52,7 +81,25 @@ class Assertion(BaseModel):
     detail: str = ""
 
 
+class Attempt(BaseModel):
+    """One earlier try of a step, kept whole: the evidence shows every attempt."""
+
+    number: int
+    status: StepStatus
+    detail: str = ""
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_ms: float | None = None
+    assertions: list[Assertion] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    note: str = ""
+    answer: str | None = None
+    simulated: bool = False
+
+
 class StepResult(BaseModel):
+    """The latest attempt of a step (the envelope plus its artifacts) and the earlier ones."""
+
     step_id: str
     status: StepStatus = StepStatus.PENDING
     detail: str = ""
@@ -60,15 +107,42 @@ class StepResult(BaseModel):
     finished_at: str | None = None
     duration_ms: float | None = None
     attempts: int = 0
-    request: dict[str, Any] | None = None
-    response: dict[str, Any] | None = None
     assertions: list[Assertion] = Field(default_factory=list)
-    output: str = ""
-    exit_code: int | None = None
-    states: list[str] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
     #: the operator's words: skip reason, gate decision reason, manual-check note
     note: str = ""
     answer: str | None = None
+    #: answered by the sandbox's simulated operator (a rehearsal, not a verification)
+    simulated: bool = False
+    #: earlier attempts, oldest first
+    history: list[Attempt] = Field(default_factory=list)
+
+    def artifact(self, kind: str) -> Any:
+        """The first artifact of a type ("request", "response", "output", ...), or None."""
+        return next((a for a in self.artifacts if a.type == kind), None)
+
+    def archive(self) -> None:
+        """Keep the current attempt in the history before a new one overwrites it."""
+        if self.attempts == 0 and self.status is StepStatus.PENDING:
+            return
+        self.history.append(
+            Attempt(
+                number=len(self.history) + 1,
+                status=self.status,
+                detail=self.detail,
+                started_at=self.started_at,
+                finished_at=self.finished_at,
+                duration_ms=self.duration_ms,
+                assertions=self.assertions,
+                artifacts=self.artifacts,
+                note=self.note,
+                answer=self.answer,
+                simulated=self.simulated,
+            )
+        )
+        self.assertions, self.artifacts = [], []
+        self.note, self.answer, self.simulated = "", None, False
+        self.duration_ms = None
 
 
 class Run(BaseModel):
@@ -86,6 +160,8 @@ class Run(BaseModel):
     cursor: str | None = None
     results: dict[str, StepResult] = Field(default_factory=dict)
     captures: dict[str, str] = Field(default_factory=dict)
+    #: some answers came from the sandbox's simulated operator: a rehearsal, not evidence
+    rehearsal: bool = False
 
     @staticmethod
     def new_id() -> str:

@@ -1,18 +1,23 @@
 """RunSession: one operator walking one runbook in one environment.
 
 The session is the single place where steps are executed, so every rule lives
-here once: secrets are loaded and registered with the redactor, mutating steps
-write an audit intent before acting and an outcome after (and are refused when
-the audit log cannot be written), protected environments require typed
-confirmation, run state is saved atomically after every change, and an
-interrupted mutating step comes back as *unknown*, never silently re-run.
+here once: secrets are loaded and registered with the redactor, protected
+environments require typed confirmation (asked on the operator channel),
+mutating steps write an audit intent before acting and an outcome after (and
+are refused when the audit log cannot be written), results are redacted and
+then capped, run state is saved atomically after every change and at every
+checkpoint, and an interrupted or cancelled mutating step whose action may
+have gone out comes back as *unknown*, never silently re-run.
 
-The TUI and the headless ``check`` command both drive a session; neither
-executes anything itself.
+What a step *does* is its step type's business (``opsconsole/steps/``); the
+session never asks which kind a step is. The console and ``check`` both drive
+a session; neither executes anything itself.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -20,44 +25,99 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .analysis import Clock, SystemClock
+from .artifacts import redact_and_cap
 from .audit import AuditLog
+from .clients import Clients
 from .config import Environment
 from .errors import (
     AuditUnavailable,
-    ConfirmationRequired,
     OpsConsoleError,
     RunStateError,
     SecretUnavailable,
+    StepRefused,
     TemplateError,
 )
-from .model import InputSpec, Runbook, Step, StepKind
-from .run import FINISHED, Run, RunStatus, RunStore, StepResult, StepStatus, now_iso
+from .operator import (
+    Choose,
+    Countdown,
+    EnterText,
+    Event,
+    NoAnswer,
+    Note,
+    Operator,
+    OutputLine,
+    Progress,
+    Question,
+    Reply,
+    Started,
+    StateChange,
+    StepCancelled,
+    TypeToConfirm,
+)
+from .run import CLEARED, FINISHED, Run, RunStatus, RunStore, StepResult, StepStatus, now_iso
 from .secrets import Redactor, SecretStore
-from .steps import Outcome, StepContext
+from .steps.base import Outcome, StepContext
 
 if TYPE_CHECKING:
-    import httpx
+    from .artifacts import Artifact
+    from .model import Runbook, Step
 
-__all__ = ["Answer", "ProgressCallback", "RunSession", "StepRefused", "abandon_run", "open_session"]
+__all__ = ["Answer", "RunSession", "StepRefused", "abandon_run", "open_session"]
 
-ProgressCallback = Callable[[str, str], None]
+#: at most one checkpoint save per this many seconds (the final result always saves)
+CHECKPOINT_INTERVAL = 0.5
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What the operator said to a step that needs a human.
-
-    manual check: ``yes`` = ticked; input: ``value``; confirm: ``yes``;
-    gate: ``yes`` = go, ``no`` = no-go; ``note`` is recorded with it.
-    """
+    """A scripted answer to a step's question, for callers without an operator (tests,
+    scripts): ``yes`` takes the question's affirmative choice, ``value`` is text entered,
+    ``note`` is recorded with it."""
 
     yes: bool = True
     value: str | None = None
     note: str = ""
 
 
-class StepRefused(OpsConsoleError):
-    """The step cannot run now; the message says why and what to do."""
+class _AnswerOperator:
+    """Answers every question of one step from an :class:`Answer`."""
+
+    def __init__(self, answer: Answer, confirm: str | None = None) -> None:
+        self.answer = answer
+        self.confirm = confirm
+
+    async def ask(self, step: Step, question: Question) -> Reply:
+        answer = self.answer
+        if isinstance(question, TypeToConfirm):
+            if self.confirm is None:
+                return await _NoOperator().ask(step, question)
+            return Reply(self.confirm, answer.note)
+        if isinstance(question, Choose):
+            wanted = question.yes if answer.yes else None
+            if wanted is None or not answer.yes:
+                negative = [c for c in question.choices if c.tone == "negative"]
+                wanted = negative[0].key if negative else None
+            return Reply(wanted, answer.note)
+        if isinstance(question, EnterText):
+            return Reply(answer.value, answer.note)
+        return Reply("yes" if answer.yes else "no", answer.note)
+
+    def event(self, step: Step, event: Event) -> None:
+        return None
+
+
+class _NoOperator:
+    async def ask(self, step: Step, question: Question) -> Reply:
+        if isinstance(question, TypeToConfirm):
+            raise StepRefused(
+                f"{question.expected} is a protected environment: type the environment "
+                "name to confirm this mutating step"
+            )
+        raise StepRefused("this step needs the operator's answer")
+
+    def event(self, step: Step, event: Event) -> None:
+        return None
 
 
 class RunSession:
@@ -71,6 +131,8 @@ class RunSession:
         run: Run | None = None,
         redactor: Redactor | None = None,
         operator: str = "operator",
+        clients: Clients | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.runbook = runbook
         self.environment = environment
@@ -80,11 +142,13 @@ class RunSession:
         self.audit = audit
         self.secrets = SecretStore(environment.name, self.redactor)
         self.operator = operator
+        self.clients = clients or Clients()
+        self.clock = clock or SystemClock()
         self.warnings: list[str] = []
         self.resumed = run is not None
         self.running: str | None = None
-        self._client: httpx.AsyncClient | None = None
         self._secret_labels: dict[str, str] = {}
+        self._last_checkpoint = 0.0
         if run is None:
             run = Run(
                 id=Run.new_id(),
@@ -106,7 +170,9 @@ class RunSession:
     # -- lifecycle -----------------------------------------------------------------
 
     def _recover(self, run: Run) -> None:
-        """Interrupted steps: read-only ones can simply run again; mutating ones are unknown."""
+        """Interrupted steps: read-only ones can simply run again; mutating ones are unknown.
+
+        Whatever a step checkpointed before the crash (output so far, polls) is kept."""
         if run.runbook_digest != self.runbook.digest:
             self.warnings.append(
                 "the runbook changed since this run started; results are kept by step id"
@@ -147,29 +213,19 @@ class RunSession:
         return problems
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.clients.aclose()
 
     def missing_variables(self) -> list[str]:
+        asked = {
+            name for step in self.runbook.steps for name in step.type.produces(step.spec).variables
+        }
         return [
             name
             for name in self.runbook.variables
             if name not in self.environment.variables
             and name not in self.run.captures
-            and not any(
-                isinstance(step.spec, InputSpec) and step.spec.name == name
-                for step in self.runbook.steps
-            )
+            and name not in asked
         ]
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            import httpx
-
-            self._client = httpx.AsyncClient(follow_redirects=False)
-        return self._client
 
     # -- state ---------------------------------------------------------------------
 
@@ -236,47 +292,68 @@ class RunSession:
         self._audit_soft("run.abort", reason=reason)
         self.save()
 
+    # -- what steps may read of the run (RunView) ------------------------------------
+
+    def phase_of(self, step_id: str) -> list[Step]:
+        return self.runbook.phase_of(step_id)
+
+    def gate_blockers(self, step: Step) -> list[Step]:
+        """Steps of the gate's phase that stop a 'go'."""
+        if getattr(step.spec, "require", "passed") == "none":
+            return []
+        return [
+            s for s in self.runbook.phase_of(step.id) if self.run.result(s.id).status not in CLEARED
+        ]
+
     # -- operator actions ----------------------------------------------------------
 
     def skip(self, step_id: str, reason: str) -> StepResult:
         if not reason.strip():
             raise StepRefused("a skip needs a reason (it goes into the evidence)")
         result = self.run.result(step_id)
-        result.status = StepStatus.SKIPPED
-        result.note = self.redactor.redact(reason.strip())
-        result.detail = f"skipped: {result.note}"
-        result.finished_at = now_iso()
+        result.archive()
+        self._mark_skipped(result, reason)
         self._audit_soft("step.skip", step=step_id, reason=reason.strip())
         self._advance()
         self.save()
         return result
 
-    def gate_blockers(self, step: Step) -> list[Step]:
-        """Steps of the gate's phase that stop a 'go'."""
-        if step.spec.require == "none":
-            return []
-        return [
-            s
-            for s in self.runbook.phase_of(step.id)
-            if self.run.result(s.id).status not in {StepStatus.PASSED, StepStatus.SKIPPED}
-        ]
+    def _mark_skipped(self, result: StepResult, reason: str) -> None:
+        result.status = StepStatus.SKIPPED
+        result.note = self.redactor.redact(reason.strip())
+        result.detail = f"skipped: {result.note}"
+        result.finished_at = now_iso()
+
+    def describe_action(self, step: Step) -> str:
+        """The exact action a step will take, resolved and redacted: what the operator confirms."""
+
+        def render(text: str) -> str:
+            from .template import render as render_template
+
+            return render_template(text, self.variables, lambda name: "***")
+
+        try:
+            return self.redactor.redact(step.type.describe(step.spec, render))
+        except TemplateError as exc:
+            return f"{step.title} (unresolved: {exc})"
 
     async def execute(
         self,
         step_id: str,
         answer: Answer | None = None,
         *,
-        confirmed: bool = False,
+        operator: Operator | None = None,
         rerun_unknown: bool = False,
-        progress: ProgressCallback | None = None,
+        confirmed: str | None = None,
     ) -> StepResult:
         """Run (or answer) one step, record it, audit it, save the run.
 
-        Raises :class:`StepRefused` when the step cannot run now (another step is
-        running, an unknown outcome not acknowledged, a human step without an
-        answer) and :class:`ConfirmationRequired` for an unconfirmed mutating
-        step in a protected environment. Never raises for a failed check: that
-        is a failed result.
+        The step's questions go to ``operator`` (an :class:`Answer` is a one-step script;
+        ``confirmed`` is the typed environment name for a protected environment). Raises
+        :class:`StepRefused` when the step cannot run now (nothing is recorded); never
+        raises for a failed check: that is a failed result. A cancelled step (the task is
+        cancelled) is recorded as cancelled, or unknown when its action may have gone out,
+        and the cancellation propagates.
         """
         step = self.runbook.step(step_id)
         result = self.run.result(step_id)
@@ -289,114 +366,296 @@ class RunSession:
                 "this step was interrupted and its outcome is unknown; check the system, "
                 "then re-run it explicitly or skip it with a reason"
             )
-        if step.needs_human:
-            if answer is None:
-                raise StepRefused("this step needs the operator's answer")
-            return self._answer(step, result, answer)
-        if step.mutating and self.environment.protected and not confirmed:
-            raise ConfirmationRequired(
-                f"{self.environment.name} is a protected environment: type the environment "
-                "name to confirm this mutating step"
+        if operator is None:
+            operator = (
+                _AnswerOperator(answer or Answer(), confirmed)
+                if answer is not None or confirmed is not None
+                else _NoOperator()
             )
-
-        result.status = StepStatus.RUNNING
-        result.started_at = now_iso()
-        result.finished_at = None
-        result.attempts += 1
-        result.detail = "running"
         self.running = step_id
-        started = time.perf_counter()
         try:
-            if step.mutating:
-                try:
-                    self.audit.append(
-                        "step.intent",
-                        run=self.run.id,
-                        environment=self.environment.name,
-                        protected=self.environment.protected,
-                        operator=self.operator,
-                        step=step.id,
-                        kind=step.kind.value,
-                        title=step.title,
-                        action=self._resolve_action(step),
-                    )
-                except AuditUnavailable as exc:
-                    outcome = Outcome(StepStatus.FAILED, f"refused: {exc}")
-                    self._record(result, outcome, started)
-                    self.save()
-                    return result
-            self.save()  # a crash from here on leaves RUNNING behind, which resume reads
-            outcome = await self._perform(step, progress)
-            self._record(result, outcome, started)
-            if step.mutating:
-                try:
-                    self.audit.append(
-                        "step.outcome",
-                        run=self.run.id,
-                        environment=self.environment.name,
-                        operator=self.operator,
-                        step=step.id,
-                        status=result.status.value,
-                        detail=result.detail,
-                    )
-                except AuditUnavailable as exc:
-                    result.detail += f" (outcome NOT audited: {exc})"
+            return await self._execute(step, result, operator)
         finally:
             self.running = None
+
+    async def _execute(self, step: Step, result: StepResult, operator: Operator) -> StepResult:
+        stype = step.type
+        mutating = step.mutating
+        simulated: list[bool] = []
+        if mutating and self.environment.protected:
+            try:
+                reply = await self._ask(
+                    step,
+                    operator,
+                    TypeToConfirm(
+                        prompt="This step changes something in a protected environment.",
+                        key="confirm-protected",
+                        expected=self.environment.name,
+                        action=self.describe_action(step),
+                        unattended_reason=(
+                            f"{self.environment.name} is protected: mutating steps need typed "
+                            "confirmation in the console"
+                        ),
+                    ),
+                    simulated,
+                )
+            except NoAnswer as exc:
+                return self._skip_unanswered(result, str(exc))
+            if (reply.value or "").strip() != self.environment.name:
+                raise StepRefused(f"not confirmed: the environment name {self.environment.name!r}"
+                                  " was not typed")
+
+        before = result.model_copy(deep=True)
+        attempt_started = now_iso()
+
+        def mark_running() -> None:
+            result.archive()
+            result.status = StepStatus.RUNNING
+            result.started_at = attempt_started
+            result.finished_at = None
+            result.attempts += 1
+            result.detail = "running"
+
+        if not step.needs_human:
+            # a human step stays as it was while its question is open (nothing on screen
+            # says "started"); its attempt is recorded with the answer
+            mark_running()
+        begun = False
+
+        def begin() -> None:
+            """The step is about to act: intent first (fail closed), then RUNNING on disk."""
+            nonlocal begun
+            if begun:
+                return
+            begun = True
+            if mutating:
+                self.audit.append(
+                    "step.intent",
+                    run=self.run.id,
+                    environment=self.environment.name,
+                    protected=self.environment.protected,
+                    operator=self.operator,
+                    step=step.id,
+                    kind=step.kind,
+                    title=step.title,
+                    action=self.describe_action(step),
+                )
+            if not step.needs_human:
+                self.save()  # a crash from here on leaves RUNNING behind, which resume reads
+                operator.event(step, Started())
+
+        started = time.perf_counter()
+        ctx = self._context(step, operator, simulated, begin)
+        try:
+            if not stype.tracks_action:
+                begin()
+            outcome = await stype.run(ctx)
+        except AuditUnavailable as exc:
+            # the intent could not be written: nothing was sent (fail closed)
+            self._restore(result, before)
+            result.archive()
+            result.attempts += 1
+            result.started_at = now_iso()
+            self._record(result, Outcome(StepStatus.FAILED, f"refused: {exc}"), started)
+            self.save()
+            return result
+        except StepRefused:
+            self._restore(result, before)
+            if begun and mutating:
+                self._audit_outcome(step, "not run", "refused before acting")
+            raise
+        except StepCancelled as exc:
+            if ctx.acted or (mutating and not stype.tracks_action):
+                outcome = self._cancelled_outcome(step, result, ctx, str(exc) or "cancelled")
+            else:
+                self._restore(result, before)
+                if begun and mutating:
+                    self._audit_outcome(step, "not run", "cancelled before acting")
+                self.save()
+                return result
+        except NoAnswer as exc:
+            if ctx.acted and mutating:
+                outcome = Outcome(
+                    StepStatus.UNKNOWN,
+                    f"stopped waiting for an answer after acting: {exc}",
+                    artifacts=list(result.artifacts),
+                )
+            else:
+                self._restore(result, before)
+                return self._skip_unanswered(result, str(exc), audit=begun and mutating)
+        except asyncio.CancelledError:
+            if step.needs_human:
+                self._restore(result, before)  # a question left open: nothing happened
+                raise
+            outcome = self._cancelled_outcome(step, result, ctx, "cancelled by the operator")
+            self._record(result, outcome, started)
+            if begun and mutating:
+                self._audit_outcome(step, result.status.value, result.detail)
+            self._advance()
+            self.save()
+            raise
+        except (OpsConsoleError, OSError, ValueError) as exc:
+            outcome = Outcome(StepStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        if step.needs_human:
+            mark_running()
+        if any(simulated):
+            self.run.rehearsal = True
+            result.simulated = True
+            if step.needs_human and outcome.status is StepStatus.PASSED:
+                outcome.status = StepStatus.ANSWERED
+            elif outcome.status is StepStatus.PASSED:
+                outcome.summary += " (with answers from the simulated operator)"
+        self._record(result, outcome, started)
+        if step.needs_human:
+            self._audit_soft(
+                stype.audit_event,
+                step=step.id,
+                note=result.note,
+                answered_by="simulated operator" if result.simulated else "operator",
+                **outcome.audit,
+            )
+        if begun and mutating:
+            self._audit_outcome(step, result.status.value, result.detail)
+        if outcome.stop_run:
+            self.run.status = RunStatus.ABORTED
+            self.run.finished_at = now_iso()
         self._advance()
         self.save()
         return result
 
-    def describe_action(self, step: Step) -> str:
-        """The exact action a step will take, resolved and redacted: what the operator confirms."""
-        return self.redactor.redact(self._resolve_action(step))
+    # -- pieces of execute -----------------------------------------------------------
 
-    def _resolve_action(self, step: Step) -> str:
-        try:
-            if step.kind in {StepKind.HTTP, StepKind.TRIGGER}:
-                from .template import render
+    def _context(
+        self,
+        step: Step,
+        operator: Operator,
+        simulated: list[bool],
+        begin: Callable[[], None],
+    ) -> StepContext[Any]:
+        variables = self.variables
 
-                url = render(step.spec.url, self.variables, self.secret_value)
-                return f"{step.spec.method} {url}"
-            if step.kind is StepKind.COMMAND:
-                from .template import render
+        def render(text: str, context: str = "text") -> str:
+            from .template import render as render_template
 
-                if step.spec.plain:
-                    return step.spec.run
-                return render(step.spec.run, self.variables, self.secret_value)
-        except TemplateError as exc:
-            return f"{step.title} (unresolved: {exc})"
-        return step.title
+            return render_template(text, variables, self.secret_value, context=context)
 
-    async def _perform(self, step: Step, progress: ProgressCallback | None) -> Outcome:
-        def report(line: str) -> None:
-            if progress is not None:
-                progress(step.id, self.redactor.redact(line))
+        async def ask(question: Question) -> Reply:
+            return await self._ask(step, operator, question, simulated)
 
-        context = StepContext(
-            variables=self.variables,
+        def emit(event: Event) -> None:
+            operator.event(step, self._redact_event(event))
+
+        def checkpoint(artifacts: list[Artifact]) -> None:
+            self._checkpoint(step, artifacts)
+
+        return StepContext(
+            step=step,
+            spec=step.spec,
+            variables=variables,
             secret=self.secret_value,
+            render=render,
             redactor=self.redactor,
-            client=self.client,
-            progress=report,
+            clients=self.clients,
+            clock=self.clock,
+            run=self,
+            ask=ask,
+            emit=emit,
+            checkpoint=checkpoint,
             secret_labels=self._secret_labels,
+            mutating=step.mutating,
+            on_acting=begin,
         )
+
+    async def _ask(
+        self, step: Step, operator: Operator, question: Question, simulated: list[bool]
+    ) -> Reply:
+        shown = self._redact_question(question)
+        reply = await operator.ask(step, shown)
+        if isinstance(question, EnterText) and question.secret and reply.value:
+            # registered before anything else sees it: from here on it is *** everywhere
+            self.secrets.put(question.name, reply.value)
+            self._secret_labels[reply.value] = f"secret {question.name}"
+        simulated.append(reply.simulated)
+        return dataclasses.replace(reply, note=self.redactor.redact(reply.note.strip()))
+
+    def _redact_question(self, question: Question) -> Question:
+        changes: dict[str, Any] = {}
+        for item in dataclasses.fields(question):
+            value = getattr(question, item.name)
+            if isinstance(value, str):
+                changes[item.name] = self.redactor.redact(value)
+            elif isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+                changes[item.name] = tuple(self.redactor.redact(v) for v in value)
+        return dataclasses.replace(question, **changes)
+
+    def _redact_event(self, event: Event) -> Event:
+        redact = self.redactor.redact
+        if isinstance(event, Note | OutputLine):
+            return dataclasses.replace(event, text=redact(event.text))
+        if isinstance(event, StateChange):
+            return dataclasses.replace(event, state=redact(event.state),
+                                       detail=redact(event.detail))
+        if isinstance(event, Progress | Countdown):
+            return dataclasses.replace(event, label=redact(event.label))
+        return event
+
+    def _checkpoint(self, step: Step, artifacts: list[Artifact]) -> None:
+        now = time.monotonic()
+        if now - self._last_checkpoint < CHECKPOINT_INTERVAL:
+            return
+        self._last_checkpoint = now
+        result = self.run.result(step.id)
+        if result.status is not StepStatus.RUNNING:
+            return
+        result.artifacts = [redact_and_cap(a, self.redactor.redact_obj) for a in artifacts]
+        self.save()
+
+    def _cancelled_outcome(
+        self, step: Step, result: StepResult, ctx: StepContext[Any], why: str
+    ) -> Outcome:
+        acted = ctx.acted or not step.type.tracks_action
+        if step.mutating and acted:
+            status = StepStatus.UNKNOWN
+            detail = (
+                f"{why} while running: its action may have gone out. "
+                "Check the system before running it again."
+            )
+        else:
+            status = StepStatus.CANCELLED
+            detail = f"{why}; nothing was changed" if not step.mutating else f"{why} before acting"
+        return Outcome(status, detail, artifacts=list(result.artifacts))
+
+    def _restore(self, result: StepResult, before: StepResult) -> None:
+        for name in StepResult.model_fields:
+            setattr(result, name, getattr(before, name))
+
+    def _skip_unanswered(self, result: StepResult, reason: str, audit: bool = False) -> StepResult:
+        result.archive()
+        self._mark_skipped(result, reason)
+        if audit:
+            self._audit_outcome_id(result.step_id, "skipped", reason)
+        self._audit_soft("step.skip", step=result.step_id, reason=reason)
+        self._advance()
+        self.save()
+        return result
+
+    def _audit_outcome(self, step: Step, status: str, detail: str) -> None:
+        self._audit_outcome_id(step.id, status, detail)
+
+    def _audit_outcome_id(self, step_id: str, status: str, detail: str) -> None:
+        result = self.run.result(step_id)
         try:
-            if step.kind is StepKind.HTTP:
-                from .steps.http import run_http
-
-                return await run_http(step.spec, context)
-            if step.kind is StepKind.TRIGGER:
-                from .steps.trigger import run_trigger
-
-                return await run_trigger(step.spec, context)
-            if step.kind is StepKind.COMMAND:
-                from .steps.command import run_command
-
-                return await run_command(step.spec, context)
-        except (OpsConsoleError, OSError, ValueError) as exc:
-            return Outcome(StepStatus.FAILED, f"{type(exc).__name__}: {exc}")
-        return Outcome(StepStatus.FAILED, f"no executor for step kind {step.kind.value!r}")
+            self.audit.append(
+                "step.outcome",
+                run=self.run.id,
+                environment=self.environment.name,
+                operator=self.operator,
+                step=step_id,
+                status=status,
+                detail=detail,
+            )
+        except AuditUnavailable as exc:
+            result.detail += f" (outcome NOT audited: {exc})"
 
     def _record(self, result: StepResult, outcome: Outcome, started: float) -> None:
         for name, value in outcome.secret_captures.items():
@@ -405,94 +664,26 @@ class RunSession:
                 self._secret_labels[value] = f"secret {name}"
             except SecretUnavailable as exc:
                 outcome.status = StepStatus.FAILED
-                outcome.detail = str(exc)
+                outcome.summary = str(exc)
         for name, value in outcome.captures.items():
             self.run.captures[name] = self.redactor.redact(value)
-        redact = self.redactor.redact_obj
+        redact = self.redactor.redact
         result.status = outcome.status
-        result.detail = self.redactor.redact(outcome.detail)
-        result.request = redact(outcome.request)
-        result.response = redact(outcome.response)
+        result.detail = redact(outcome.summary)
         result.assertions = [
-            a.model_copy(update={"detail": self.redactor.redact(a.detail)})
-            for a in outcome.assertions
+            a.model_copy(update={"detail": redact(a.detail)}) for a in outcome.assertions
         ]
-        result.output = self.redactor.redact(outcome.output)
-        result.exit_code = outcome.exit_code
-        result.states = list(outcome.states)
+        result.artifacts = [redact_and_cap(a, self.redactor.redact_obj) for a in outcome.artifacts]
+        if outcome.answer is not None:
+            result.answer = redact(outcome.answer)
+        if outcome.note:
+            result.note = redact(outcome.note)
         result.finished_at = now_iso()
         result.duration_ms = (
             outcome.duration_ms
             if outcome.duration_ms is not None
             else round((time.perf_counter() - started) * 1000, 1)
         )
-
-    def _answer(self, step: Step, result: StepResult, answer: Answer) -> StepResult:
-        self._validate_answer(step, answer)
-        note = self.redactor.redact(answer.note.strip())
-        result.started_at = result.started_at or now_iso()
-        result.finished_at = now_iso()
-        result.attempts += 1
-        result.note = note
-        kind = step.kind
-        if kind is StepKind.MANUAL:
-            result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
-            result.answer = "checked" if answer.yes else "not ok"
-            result.detail = "checked by the operator" if answer.yes else "operator marked it NOT OK"
-            self._audit_soft(
-                "manual.check", step=step.id, title=step.title, ok=answer.yes, note=note
-            )
-        elif kind is StepKind.CONFIRM:
-            result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
-            result.answer = "yes" if answer.yes else "no"
-            result.detail = "confirmed" if answer.yes else "operator answered no"
-            self._audit_soft("confirm", step=step.id, title=step.title, yes=answer.yes, note=note)
-        elif kind is StepKind.INPUT:
-            spec: InputSpec = step.spec
-            value = answer.value if answer.value is not None else (spec.default or "")
-            if spec.secret:
-                self.secrets.put(spec.name, value)
-                self._secret_labels[value] = f"secret {spec.name}"
-                result.answer = "***"
-            else:
-                self.run.captures[spec.name] = value
-                result.answer = value
-            result.status = StepStatus.PASSED
-            result.detail = f"{spec.name} = {result.answer}"
-            self._audit_soft("input", step=step.id, name=spec.name, value=result.answer)
-        elif kind is StepKind.GATE:
-            result.status = StepStatus.PASSED if answer.yes else StepStatus.FAILED
-            result.answer = "go" if answer.yes else "no-go"
-            result.detail = ("GO" if answer.yes else "NO-GO") + (f": {note}" if note else "")
-            self._audit_soft(
-                "gate", step=step.id, title=step.title, decision=result.answer, note=note
-            )
-            if not answer.yes:
-                self.run.status = RunStatus.ABORTED
-                self.run.finished_at = now_iso()
-        self._advance()
-        self.save()
-        return result
-
-    def _validate_answer(self, step: Step, answer: Answer) -> None:
-        if step.kind is StepKind.INPUT:
-            spec: InputSpec = step.spec
-            value = answer.value if answer.value is not None else (spec.default or "")
-            if not value:
-                raise StepRefused("an empty answer is not a value; type one or skip with a reason")
-            if spec.pattern:
-                import re
-
-                if not re.fullmatch(spec.pattern, value):
-                    shown = "the value" if spec.secret else repr(value)
-                    raise StepRefused(f"{shown} does not match the expected form /{spec.pattern}/")
-        elif step.kind is StepKind.GATE and answer.yes:
-            blockers = self.gate_blockers(step)
-            if blockers:
-                names = ", ".join(s.id for s in blockers[:4]) + ("…" if len(blockers) > 4 else "")
-                raise StepRefused(
-                    f"cannot go: {len(blockers)} step(s) of this phase not passed ({names})"
-                )
 
     # -- reading back --------------------------------------------------------------
 
@@ -528,6 +719,7 @@ def open_session(
     home: Path,
     *,
     resume: Run | None = None,
+    clients: Clients | None = None,
 ) -> RunSession:
     """A session with the standard store and audit log under ``home``."""
     redactor = Redactor()
@@ -535,4 +727,7 @@ def open_session(
     audit = AuditLog(home / "audit.jsonl", redactor)
     if resume is not None and resume.runbook_id != runbook.id:
         raise RunStateError(f"run {resume.id} belongs to runbook {resume.runbook_id!r}")
-    return RunSession(runbook, environment, store=store, audit=audit, run=resume, redactor=redactor)
+    return RunSession(
+        runbook, environment, store=store, audit=audit, run=resume, redactor=redactor,
+        clients=clients,
+    )

@@ -23,6 +23,8 @@ def render(
     text: str,
     variables: Mapping[str, str],
     secret: Callable[[str], str] | None = None,
+    *,
+    context: str = "text",
 ) -> str:
     """Replace every reference; an unknown name raises :class:`TemplateError`."""
 

@@ -84,7 +84,7 @@ class StepCommands(_Commands):
             status = session.result(step.id).status.value
             yield (
                 f"Jump to step: {step.title}",
-                f"{step.id} · {step.kind.value} · {status}",
+                f"{step.id} · {step.kind} · {status}",
                 partial(screen.jump_to, step.id),
             )
 

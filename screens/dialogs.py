@@ -7,7 +7,6 @@ as plain text, never as markup.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from textual import on
@@ -18,19 +17,21 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
-from opsconsole.session import Answer
+from opsconsole.operator import ApprovePlan, Choose, EnterText, Reply, TypeToConfirm
 
 if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.run import StepResult
 
 __all__ = [
-    "CommandConfirmDialog",
+    "CancelStepDialog",
+    "ChoiceDialog",
     "ConfirmStepDialog",
     "Dialog",
     "ErrorDialog",
     "InputDialog",
     "ManualCheckDialog",
+    "PlanDialog",
     "QuitDialog",
     "SkipReasonDialog",
     "TypedConfirmDialog",
@@ -38,6 +39,17 @@ __all__ = [
 ]
 
 ResultT = TypeVar("ResultT")
+
+
+def home_relative(path: str) -> str:
+    """``/home/ops/srv`` -> ``~/srv``: the directory as the operator's shell shows it."""
+    from pathlib import Path
+
+    try:
+        relative = Path(path).relative_to(Path.home())
+    except ValueError:
+        return path
+    return "~" if str(relative) == "." else f"~/{relative}"
 
 
 class Dialog(ModalScreen[ResultT]):
@@ -152,98 +164,115 @@ class Dialog(ModalScreen[ResultT]):
         return line
 
 
-class ManualCheckDialog(Dialog[Answer | None]):
+class ChoiceDialog(Dialog[Reply | None]):
+    """A question with a few answers (a manual check, a yes/no), and an optional note.
+
+    The note field has focus when there is one, so what the operator types straight
+    away is never lost; enter answers with the question's default choice."""
+
+    TITLE_TEXT = "Question"
+    NOTE_PLACEHOLDER = "Note (optional; goes into the evidence)"
+
+    def __init__(self, step: Step, question: Choose) -> None:
+        super().__init__()
+        self.step = step
+        self.question = question
+
+    def compose_body(self) -> ComposeResult:
+        question = self.question
+        yield Static(Content.assemble((question.prompt, "bold")), classes="dialog-text")
+        if question.detail:
+            yield Static(Content(question.detail), classes="dialog-muted")
+        for choice in question.choices:
+            if choice.disabled:
+                yield Static(
+                    Content.assemble((f"{choice.label}: ", "bold"), choice.disabled),
+                    classes="dialog-muted",
+                )
+        if question.note:
+            yield Input(placeholder=self.NOTE_PLACEHOLDER, id="note", compact=True)
+
+    def compose_buttons(self) -> ComposeResult:
+        variants = {"positive": "success", "negative": "error", "neutral": "default"}
+        for choice in self.question.choices:
+            yield Button(
+                choice.label,
+                variant=variants[choice.tone],  # type: ignore[arg-type]
+                id=f"choice-{choice.key}",
+                disabled=choice.disabled is not None,
+                compact=True,
+            )
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def on_mount(self) -> None:
+        if self.question.note:
+            self.query_one("#note", Input).focus()
+            return
+        default = self.question.choice(self.question.default or "")
+        if default is not None and default.disabled is None:
+            self.query_one(f"#choice-{default.key}", Button).focus()
+        else:
+            self.query_one("#cancel", Button).focus()
+
+    def _note(self) -> str:
+        return self.query_one("#note", Input).value if self.question.note else ""
+
+    @on(Input.Submitted, "#note")
+    def _submitted(self) -> None:
+        default = self.question.choice(self.question.default or "")
+        if default is None or default.disabled is not None:
+            self.query_one("#cancel", Button).focus()
+            return
+        self.dismiss(Reply(default.key, self._note()))
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        button_id = event.button.id or ""
+        if button_id.startswith("choice-"):
+            self.dismiss(Reply(button_id.removeprefix("choice-"), self._note()))
+        else:
+            self.dismiss(None)
+
+
+class ManualCheckDialog(ChoiceDialog):
     """A task-list item: did the operator check it? (Checked / Not OK + an optional note)."""
 
     TITLE_TEXT = "Manual check"
-    FIRST_FOCUS = "yes"
-
-    def __init__(self, step: Step) -> None:
-        super().__init__()
-        self.step = step
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(Content.assemble((self.step.spec.text, "bold")), classes="dialog-text")
-        if self.step.spec.detail:
-            yield Static(Content(self.step.spec.detail), classes="dialog-muted")
-        yield Input(
-            placeholder="Note (optional; goes into the evidence)", id="note", compact=True
-        )
-
-    def compose_buttons(self) -> ComposeResult:
-        yield Button("✓ Checked", variant="success", id="yes", compact=True)
-        yield Button("✗ Not OK", variant="error", id="no", compact=True)
-        yield Button("Cancel", id="cancel", compact=True)
-
-    def _answer(self, yes: bool) -> None:
-        self.dismiss(Answer(yes=yes, note=self.query_one("#note", Input).value))
-
-    @on(Input.Submitted, "#note")
-    def _submitted(self) -> None:
-        self._answer(True)
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            self.dismiss(None)
-        else:
-            self._answer(event.button.id == "yes")
 
 
-class ConfirmStepDialog(Dialog[Answer | None]):
+class ConfirmStepDialog(ChoiceDialog):
     """An ``ops confirm`` step: a yes/no question recorded in the run."""
 
     TITLE_TEXT = "Confirm"
-    FIRST_FOCUS = "yes"
-
-    def __init__(self, step: Step) -> None:
-        super().__init__()
-        self.step = step
-
-    def compose_body(self) -> ComposeResult:
-        yield Static(Content.assemble((self.step.title, "bold")), classes="dialog-text")
-        if self.step.spec.prompt != self.step.title:
-            yield Static(Content(self.step.spec.prompt), classes="dialog-text")
-        yield Input(placeholder="Note (optional)", id="note", compact=True)
-
-    def compose_buttons(self) -> ComposeResult:
-        yield Button("Yes", variant="success", id="yes", compact=True)
-        yield Button("No", variant="error", id="no", compact=True)
-        yield Button("Cancel", id="cancel", compact=True)
-
-    @on(Input.Submitted, "#note")
-    def _submitted(self) -> None:
-        self.dismiss(Answer(yes=True, note=self.query_one("#note", Input).value))
-
-    @on(Button.Pressed)
-    def _pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "cancel":
-            self.dismiss(None)
-            return
-        note = self.query_one("#note", Input).value
-        self.dismiss(Answer(yes=event.button.id == "yes", note=note))
+    NOTE_PLACEHOLDER = "Note (optional)"
 
 
-class InputDialog(Dialog[Answer | None]):
-    """An ``ops input`` step: a value for the run (hidden when it is a secret)."""
+class InputDialog(Dialog[Reply | None]):
+    """A value for the run (hidden when it is a secret)."""
 
     TITLE_TEXT = "Input"
     FIRST_FOCUS = "value"
 
-    def __init__(self, step: Step) -> None:
+    def __init__(self, step: Step, question: EnterText) -> None:
         super().__init__()
         self.step = step
+        self.question = question
 
     def compose_body(self) -> ComposeResult:
-        spec = self.step.spec
-        yield Static(Content.assemble((spec.prompt, "bold")), classes="dialog-text")
-        hint = f"Saved as {spec.name}"
-        if spec.secret:
+        question = self.question
+        yield Static(Content.assemble((question.prompt, "bold")), classes="dialog-text")
+        hint = f"Saved as {question.name}"
+        if question.secret:
             hint += " (secret: never shown, never saved)"
-        if spec.pattern:
-            hint += f"; must match /{spec.pattern}/"
+        if question.pattern:
+            hint += f"; must match /{question.pattern}/"
         yield Static(Content(hint), classes="dialog-muted")
-        yield Input(placeholder=spec.default or "", password=spec.secret, id="value", compact=True)
+        yield Input(
+            placeholder=question.placeholder or question.default or "",
+            password=question.secret,
+            id="value",
+            compact=True,
+        )
         yield self.error_line()
 
     def compose_buttons(self) -> ComposeResult:
@@ -251,15 +280,17 @@ class InputDialog(Dialog[Answer | None]):
         yield Button("Cancel", id="cancel", compact=True)
 
     def _submit(self) -> None:
-        spec = self.step.spec
-        value = self.query_one("#value", Input).value or (spec.default or "")
+        from opsconsole.patterns import fullmatch
+
+        question = self.question
+        value = self.query_one("#value", Input).value or (question.default or "")
         if not value:
             self.show_error("Type a value (or cancel and skip the step with a reason).")
             return
-        if spec.pattern and not re.fullmatch(spec.pattern, value):
-            self.show_error(f"That does not match /{spec.pattern}/.")
+        if question.pattern and not fullmatch(question.pattern, value):
+            self.show_error(f"That does not match /{question.pattern}/.")
             return
-        self.dismiss(Answer(value=value))
+        self.dismiss(Reply(value))
 
     @on(Input.Submitted, "#value")
     def _submitted(self) -> None:
@@ -318,18 +349,20 @@ class SkipReasonDialog(Dialog[str | None]):
             self.dismiss(None)
 
 
-class TypedConfirmDialog(Dialog[bool | None]):
+class TypedConfirmDialog(Dialog[Reply | None]):
     """A mutating step in a protected environment: type the environment's name to go on."""
 
     TITLE_TEXT = "Protected environment"
     FIRST_FOCUS = "environment"
 
-    def __init__(self, environment: str, step: Step, action: str, reason: str) -> None:
+    def __init__(self, step: Step, question: TypeToConfirm) -> None:
         super().__init__(classes="-danger")
-        self.environment = environment
         self.step = step
-        self.action = action
-        self.reason = reason
+        self.question = question
+
+    @property
+    def environment(self) -> str:
+        return self.question.expected
 
     def compose_body(self) -> ComposeResult:
         yield Static(
@@ -341,7 +374,7 @@ class TypedConfirmDialog(Dialog[bool | None]):
             classes="dialog-text",
         )
         yield Static(Content.assemble((self.step.title, "bold")), classes="dialog-text")
-        yield Static(Content(self.action), classes="dialog-code")
+        yield Static(Content(self.question.action), classes="dialog-code")
         yield Static(
             Content.assemble(
                 "Type ", (self.environment, "bold"), " to run it, or escape to cancel."
@@ -361,7 +394,7 @@ class TypedConfirmDialog(Dialog[bool | None]):
             self.show_error(f"That is not {self.environment!r}: type the name exactly.")
             self.query_one("#environment", Input).focus()
             return
-        self.dismiss(True)
+        self.dismiss(Reply(typed))
 
     @on(Input.Submitted, "#environment")
     def _submitted(self) -> None:
@@ -372,7 +405,7 @@ class TypedConfirmDialog(Dialog[bool | None]):
         if event.button.id == "confirm":
             self._submit()
         else:
-            self.dismiss(False)
+            self.dismiss(None)
 
 
 class UnknownOutcomeDialog(Dialog[bool | None]):
@@ -410,27 +443,29 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
         self.dismiss(event.button.id == "rerun")
 
 
-class CommandConfirmDialog(Dialog[bool | None]):
-    """A plain shell block: show the exact command before it runs on this machine."""
+class PlanDialog(Dialog[Reply | None]):
+    """Approve a plan before it runs: the exact commands or requests, and where they run."""
 
     TITLE_TEXT = "Run a shell command"
     FIRST_FOCUS = "cancel"
 
-    def __init__(self, step: Step, environment: str) -> None:
+    def __init__(self, step: Step, question: ApprovePlan, environment: str) -> None:
         super().__init__()
         self.step = step
+        self.question = question
         self.environment = environment
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
-            Content.assemble(
-                "This command from the runbook runs on this machine (environment ",
-                (self.environment, "bold"),
-                "):",
-            ),
-            classes="dialog-text",
-        )
-        yield Static(Content(self.step.spec.run), classes="dialog-code")
+        question = self.question
+        parts: list[str | tuple[str, str]] = [
+            f"{question.prompt} It runs on ",
+            (question.where or "this machine", "bold"),
+        ]
+        if question.directory:
+            parts += [", in ", (home_relative(question.directory), "bold")]
+        parts += [" (environment ", (self.environment, "bold"), "):"]
+        yield Static(Content.assemble(*parts), classes="dialog-text")
+        yield Static(Content("\n".join(self.question.plan)), classes="dialog-code")
         yield Static(
             Content("Tab to Run and press enter to run it exactly as shown."),
             classes="dialog-muted",
@@ -442,7 +477,36 @@ class CommandConfirmDialog(Dialog[bool | None]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "run")
+        self.dismiss(Reply("yes") if event.button.id == "run" else None)
+
+
+class CancelStepDialog(Dialog[bool | None]):
+    """Escape while a mutating step runs: stopping it may leave its outcome unknown."""
+
+    TITLE_TEXT = "Stop the running step?"
+    FIRST_FOCUS = "keep"
+
+    def __init__(self, title: str) -> None:
+        super().__init__(classes="-danger")
+        self.step_title = title
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(Content.assemble((self.step_title, "bold")), classes="dialog-text")
+        yield Static(
+            Content(
+                "This step changes something. If its action already went out, stopping it "
+                "now leaves its outcome unknown: check the system before running it again."
+            ),
+            classes="dialog-text",
+        )
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Stop it", variant="error", id="stop", compact=True)
+        yield Button("Keep running", variant="primary", id="keep", compact=True)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "stop")
 
 
 class QuitDialog(Dialog[bool | None]):

@@ -10,44 +10,39 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Button, Input, Static
 
-from opsconsole.session import Answer
+from opsconsole.operator import Reply
 
 from .dialogs import Dialog
 from .status import STATUS_ICON, STATUS_STYLE
 
 if TYPE_CHECKING:
     from opsconsole.model import Step
-    from opsconsole.run import StepResult
+    from opsconsole.steps.gate import GateQuestion
 
 __all__ = ["GateDialog"]
 
 
-class GateDialog(Dialog[Answer | None]):
+class GateDialog(Dialog[Reply | None]):
     """Go / No-go, with an optional reason. Go is disabled while the phase has blockers."""
 
     CSS_PATH = "gate.tcss"
     TITLE_TEXT = "Go / no-go"
 
-    def __init__(
-        self,
-        step: Step,
-        phase: list[tuple[Step, StepResult]],
-        blockers: list[Step],
-    ) -> None:
+    def __init__(self, step: Step, question: GateQuestion) -> None:
         super().__init__()
         self.step = step
-        self.phase = phase
-        self.blockers = blockers
+        self.question = question
+        self.blockers = question.blockers
 
     def compose_body(self) -> ComposeResult:
         yield Static(Content.assemble((self.step.title, "bold")), id="gate-title")
-        if self.step.spec.prompt.strip() != "Go / no-go?":
-            yield Static(Content(self.step.spec.prompt), id="gate-prompt")
+        if self.question.prompt.strip() != "Go / no-go?":
+            yield Static(Content(self.question.prompt), id="gate-prompt")
         lines: list[str | tuple[str, str]] = []
-        for step, result in self.phase:
+        for line in self.question.phase:
             if lines:
                 lines.append("\n")
-            lines += [(STATUS_ICON[result.status], STATUS_STYLE[result.status]), " ", step.title]
+            lines += [(STATUS_ICON[line.status], STATUS_STYLE[line.status]), " ", line.title]
         if not lines:
             lines = [("(no steps before this gate)", "$text-muted")]
         with VerticalScroll(id="gate-phase", can_focus=False):
@@ -83,13 +78,11 @@ class GateDialog(Dialog[Answer | None]):
         if self.blockers:
             self.show_error("Go is blocked (see above): choose No-go or Cancel.")
             return
-        self.dismiss(Answer(yes=True, note=self._reason()))
+        self.dismiss(Reply("go", self._reason()))
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "go":
-            self.dismiss(Answer(yes=True, note=self._reason()))
-        elif event.button.id == "no-go":
-            self.dismiss(Answer(yes=False, note=self._reason()))
+        if event.button.id in {"go", "no-go"}:
+            self.dismiss(Reply(event.button.id, self._reason()))
         else:
             self.dismiss(None)

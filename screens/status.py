@@ -35,6 +35,9 @@ STATUS_ICON: dict[StepStatus, str] = {
     StepStatus.FAILED: "✗",
     StepStatus.SKIPPED: "↷",
     StepStatus.UNKNOWN: "?",
+    StepStatus.INCONCLUSIVE: "≟",
+    StepStatus.CANCELLED: "⊘",
+    StepStatus.ANSWERED: "~",
 }
 
 STATUS_STYLE: dict[StepStatus, str] = {
@@ -44,7 +47,15 @@ STATUS_STYLE: dict[StepStatus, str] = {
     StepStatus.FAILED: "$text-error bold",
     StepStatus.SKIPPED: "$text-muted",
     StepStatus.UNKNOWN: "$text-warning bold",
+    StepStatus.INCONCLUSIVE: "$text-warning",
+    StepStatus.CANCELLED: "$text-muted",
+    StepStatus.ANSWERED: "$text-secondary",
 }
+
+#: shown in counts only when non-zero
+OPTIONAL_COUNTS = frozenset(
+    {StepStatus.ANSWERED, StepStatus.INCONCLUSIVE, StepStatus.CANCELLED}
+)
 
 #: marks a step that changes something (shown after the state icon)
 MUTATING_MARK = "!"
@@ -72,11 +83,15 @@ def run_counts(run: Run) -> dict[str, int]:
 
 def counts_content(counts: dict[str, int]) -> Content:
     parts: list[str | tuple[str, str]] = []
-    for status in (StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED,
-                   StepStatus.UNKNOWN, StepStatus.PENDING):
+    for status in (StepStatus.PASSED, StepStatus.ANSWERED, StepStatus.FAILED,
+                   StepStatus.SKIPPED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE,
+                   StepStatus.CANCELLED, StepStatus.PENDING):
+        count = counts.get(status.value, 0)
+        if not count and status in OPTIONAL_COUNTS:
+            continue
         if parts:
             parts.append(" ")
-        parts.append((f"{STATUS_ICON[status]}{counts.get(status.value, 0)}", STATUS_STYLE[status]))
+        parts.append((f"{STATUS_ICON[status]}{count}", STATUS_STYLE[status]))
     return Content.assemble(*parts)
 
 
@@ -100,9 +115,13 @@ def last_run_summary(run: Run | None) -> tuple[str, str]:
         return "… in progress", "$text-warning"
     if run.status is RunStatus.ABORTED:
         return "✗ aborted (no-go)", "$text-error"
-    if counts["failed"] or counts["unknown"]:
-        bad = counts["failed"] + counts["unknown"]
-        return f"✗ {bad} failed", "$text-error"
+    if counts["failed"] or counts["unknown"] or counts["inconclusive"]:
+        bad = counts["failed"] + counts["unknown"] + counts["inconclusive"]
+        return f"✗ {bad} not passed", "$text-error"
+    if run.rehearsal:
+        return f"~ rehearsal {counts['passed']} passed", "$text-secondary"
+    if not counts["passed"]:
+        return "○ nothing verified", "$text-warning"
     return (
         f"✓ completed {counts['passed']}/{counts['failed']}/{counts['skipped']}",
         "$text-success",

@@ -1,12 +1,14 @@
 """The walkthrough's step detail: what the step does and what happened when it ran.
 
-Everything shown comes from the engine's already-redacted run state (or, before
-a step runs, from its spec with secrets shown as ``***``), as plain text.
+Everything shown comes from the engine's already-redacted run state — the
+result's envelope and its artifacts, each rendered from its own display
+blocks — or, before a step runs, from its view's preview (secrets as ``***``).
+Widgets are reused and only updated when their text changes, so moving the
+cursor redraws only what differs.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
@@ -14,38 +16,33 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
-from opsconsole.model import StepKind
 from opsconsole.run import StepStatus
 
 from .status import STATUS_STYLE, result_timing, status_content
+from .views import heading, request_content, view_for
 
 if TYPE_CHECKING:
+    from opsconsole.artifacts import Block
     from opsconsole.model import Step
     from opsconsole.run import StepResult
     from opsconsole.session import RunSession
 
 __all__ = ["StepDetail"]
 
-#: lines of command output kept on screen (the evidence keeps everything)
-OUTPUT_TAIL = 40
-#: characters of a response body shown on screen
-BODY_PREVIEW = 4000
+#: lines of a block kept on screen (the evidence keeps everything)
+BLOCK_LINES = 40
+#: characters of a block shown on screen
+BLOCK_CHARS = 4000
+#: artifact blocks the pane can show at once
+MAX_BLOCKS = 6
 
-_TRUNCATED = "… (truncated on screen; the evidence has it)"
+_TRUNCATED = "… (cut on screen; the evidence has it)"
 
 Part = str | Content | tuple[str, str]
 
 
-def _heading(text: str) -> Content:
-    return Content.assemble((text, "bold $text-primary"))
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
-
-
 class StepDetail(Vertical):
-    """Head (state, kind), outcome, assertions, request/command, response, output."""
+    """Head (state, kind), outcome, then the action or what the step produced."""
 
     DEFAULT_CSS = """
     StepDetail {
@@ -75,46 +72,41 @@ class StepDetail(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="step-head", markup=False)
         yield Static(id="step-outcome", classes="detail-block", markup=False)
-        yield Static(id="step-action-title", classes="detail-block", markup=False)
-        yield Static(id="step-action", classes="detail-code", markup=False)
-        yield Static(id="step-response-title", classes="detail-block", markup=False)
-        yield Static(id="step-response", classes="detail-code", markup=False)
-        yield Static(id="step-output-title", classes="detail-block", markup=False)
-        yield Static(id="step-output", classes="detail-code", markup=False)
+        for index in range(MAX_BLOCKS):
+            yield Static(id=f"step-block-title-{index}", classes="detail-block", markup=False)
+            yield Static(id=f"step-block-{index}", classes="detail-code", markup=False)
 
     def _set(self, widget_id: str, content: Content | None) -> None:
         widget = self.query_one(f"#{widget_id}", Static)
         if content is None or not content:
-            widget.display = False
-            self._shown.pop(widget_id, None)
+            if widget_id in self._shown or widget.display:
+                widget.display = False
+                self._shown.pop(widget_id, None)
             return
         # Content equality ignores styles: compare text and spans, and skip needless relayouts
         key = (content.plain, tuple(content.spans))
         if self._shown.get(widget_id) != key:
             self._shown[widget_id] = key
             widget.update(content)
-        widget.display = True
+        if not widget.display:
+            widget.display = True
 
     def show(self, session: RunSession, step: Step, running: bool = False) -> None:
         result = session.result(step.id)
         status = StepStatus.RUNNING if running else result.status
         self._set("step-head", self._head(step, status))
         self._set("step-outcome", self._outcome(step, result, status))
-        title, action = self._action(session, step, result)
-        self._set("step-action-title", _heading(title) if action else None)
-        self._set("step-action", action)
-        response = self._response(result)
-        self._set("step-response-title", response[0] if response else None)
-        self._set("step-response", response[1] if response else None)
-        output = self._output(result)
-        self._set("step-output-title", output[0] if output else None)
-        self._set("step-output", output[1] if output else None)
+        blocks = self._blocks(session, step, result)
+        for index in range(MAX_BLOCKS):
+            title, body = blocks[index] if index < len(blocks) else (None, None)
+            self._set(f"step-block-title-{index}", title)
+            self._set(f"step-block-{index}", body)
 
     # -- pieces ----------------------------------------------------------------------
 
     def _head(self, step: Step, status: StepStatus) -> Content:
-        kind = step.kind.value
-        if step.kind is StepKind.COMMAND and step.spec.plain:
+        kind = step.kind
+        if getattr(step.spec, "plain", False):
             kind = "shell command"
         parts: list[Part] = [
             status_content(status, label=True),
@@ -134,149 +126,55 @@ class StepDetail(Vertical):
         elif result.detail:
             parts.append((result.detail, STATUS_STYLE[result.status]))
         elif status is StepStatus.PENDING:
-            parts.append((self._pending_hint(step), "$text-muted"))
-        if (
-            result.exit_code is not None
-            and step.kind is StepKind.COMMAND
-            and f"exit {result.exit_code}" not in result.detail
-        ):
-            meaning = step.spec.exit_codes.get(result.exit_code, "")
-            parts += ["\n", ("exit status ", "$text-muted"), str(result.exit_code)]
-            if meaning:
-                parts += [" — ", meaning]
-        if result.states:
-            parts += ["\n", ("states ", "$text-muted"), " → ".join(result.states)]
+            parts.append((view_for(step.kind).pending_hint(step), "$text-muted"))
         if result.answer is not None and step.needs_human:
             parts += ["\n", ("answer ", "$text-muted"), result.answer]
+        if result.simulated:
+            parts += ["\n", ("answered by the sandbox's simulated operator", "$text-muted")]
         if result.note:
             parts += ["\n", ("operator note ", "$text-muted"), result.note]
         for assertion in result.assertions:
             mark = ("✓ ", "$text-success") if assertion.ok else ("✗ ", "$text-error bold")
             parts += ["\n", mark, (assertion.name, "bold"), ": ", assertion.detail]
         timing = result_timing(result)
+        if result.history:
+            timing += f" · {len(result.history)} earlier attempt(s) in the evidence"
         if timing:
             parts += ["\n", (timing, "$text-muted")]
         return Content.assemble(*parts)
 
-    def _pending_hint(self, step: Step) -> str:
-        if step.kind is StepKind.MANUAL:
-            return "Not checked yet: enter (or x) to answer."
-        if step.kind is StepKind.GATE:
-            return "Not decided yet: enter (or g) for go / no-go."
-        if step.needs_human:
-            return "Not answered yet: enter to answer."
-        if step.kind is StepKind.COMMAND and step.spec.plain:
-            return "Not run: enter shows the exact command first; s skips it with a reason."
-        return "Not run yet: enter (or r) to run it."
-
-    def _action(
+    def _blocks(
         self, session: RunSession, step: Step, result: StepResult
-    ) -> tuple[str, Content | None]:
-        spec = step.spec
-        request = result.request
-        not_yet = " (not run yet)" if result.status is StepStatus.PENDING else ""
-        if step.kind in {StepKind.HTTP, StepKind.TRIGGER}:
-            if request:
-                return "Request", self._request(request)
-            preview = {
-                "method": spec.method,
-                "url": self._preview(session, spec.url),
-                "headers": {k: self._preview(session, str(v)) for k, v in spec.headers.items()},
-            }
-            if spec.json_body is not None:
-                preview["json"] = spec.json_body
-            content = self._request(preview)
-            if step.kind is StepKind.TRIGGER:
-                follow = spec.follow
-                content = Content.assemble(
-                    content,
-                    "\n",
-                    ("then follow ", "$text-muted"),
-                    self._preview(session, follow.url),
-                    ("\nuntil ", "$text-muted"),
-                    f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
-                )
-            return "Request" + (" (not sent yet)" if not_yet else ""), content
-        if step.kind is StepKind.COMMAND:
-            if request and request.get("command"):
-                return "Command", Content("$ " + str(request["command"]))
-            command = spec.run if spec.plain else self._preview(session, spec.run)
-            return "Command" + not_yet, Content("$ " + command)
-        if step.kind is StepKind.MANUAL and spec.detail:
-            return "Check", Content(spec.detail)
-        if step.kind is StepKind.GATE:
-            blockers = session.gate_blockers(step)
-            if not blockers:
-                return "Phase", Content("Every step of this phase passed or was skipped.")
-            names = ", ".join(s.title for s in blockers[:3]) + ("…" if len(blockers) > 3 else "")
-            return "Phase", Content(f"{len(blockers)} step(s) not passed yet: {names}")
-        if step.kind in {StepKind.INPUT, StepKind.CONFIRM}:
-            return "Question", Content(spec.prompt)
-        return "", None
+    ) -> list[tuple[Content, Content]]:
+        if not result.artifacts:
+            title, action = view_for(step.kind).action(session, step)
+            if result.status is StepStatus.PENDING and not step.needs_human:
+                title += " (not run yet)"
+            return [(heading(title), action)] if action else []
+        shown: list[tuple[Content, Content]] = []
+        for artifact in result.artifacts:
+            if artifact.type == "request":
+                shown.append((heading("Request"), request_content(artifact.model_dump())))
+                continue
+            for block in artifact.blocks():
+                shown.append((heading(block.title), self._body(block)))
+        return shown[:MAX_BLOCKS]
 
-    def _preview(self, session: RunSession, text: str) -> str:
-        """A template with the run's variables filled in and every secret as ***."""
-        from opsconsole.errors import TemplateError
-        from opsconsole.template import render
+    def _body(self, block: Block) -> Content:
+        text = block.text
+        lines = text.splitlines()
+        cut = False
+        if len(lines) > BLOCK_LINES:
+            text = "\n".join(lines[-BLOCK_LINES:]) if block.language in {"", "bash"} else "\n".join(
+                lines[:BLOCK_LINES]
+            )
+            cut = True
+        if len(text) > BLOCK_CHARS:
+            text, cut = text[:BLOCK_CHARS], True
+        if block.language == "json" and not cut:
+            from textual.highlight import highlight
 
-        try:
-            return render(text, session.variables, lambda name: "***")
-        except TemplateError:
-            return text
-
-    def _request(self, request: dict[str, Any]) -> Content:
-        parts: list[Part] = [
-            (str(request.get("method", "")), "bold"),
-            " ",
-            str(request.get("url", "")),
-        ]
-        for name, value in (request.get("headers") or {}).items():
-            parts += ["\n", (f"{name}: ", "$text-muted"), str(value)]
-        if request.get("params"):
-            parts += ["\n", ("params ", "$text-muted"), json.dumps(request["params"])]
-        if request.get("json") is not None:
-            parts += ["\n", self._highlight(_json_text(request["json"]), "json")]
-        elif request.get("body"):
-            parts += ["\n", str(request["body"])]
-        return Content.assemble(*parts)
-
-    def _highlight(self, code: str, language: str) -> Content:
-        from textual.highlight import highlight
-
-        return highlight(code, language=language)
-
-    def _response(self, result: StepResult) -> tuple[Content, Content] | None:
-        response = result.response
-        if not response:
-            return None
-        head = Content.assemble(
-            ("Response ", "bold $text-primary"),
-            (f"{response.get('status', '')} {response.get('reason', '')}", "bold"),
-            (f" · {response.get('elapsed_ms', 0):.0f} ms", "$text-muted")
-            if isinstance(response.get("elapsed_ms"), int | float)
-            else "",
-        )
-        if response.get("is_json") and "json" in response:
-            text = _json_text(response["json"])
-            if len(text) > BODY_PREVIEW:
-                body = Content(text[:BODY_PREVIEW] + "\n" + _TRUNCATED)
-            else:
-                body = self._highlight(text, "json")
-        else:
-            text = str(response.get("body", ""))
-            if len(text) > BODY_PREVIEW:
-                text = text[:BODY_PREVIEW] + "\n" + _TRUNCATED
-            body = Content(text or "(empty body)")
-        if response.get("truncated"):
-            body = Content.assemble(body, ("\n… body truncated at 64 KiB", "$text-muted"))
-        return head, body
-
-    def _output(self, result: StepResult) -> tuple[Content, Content] | None:
-        if not result.output:
-            return None
-        lines = result.output.rstrip("\n").splitlines()
-        title = "Output"
-        if len(lines) > OUTPUT_TAIL:
-            title = f"Output (last {OUTPUT_TAIL} of {len(lines)} lines)"
-            lines = lines[-OUTPUT_TAIL:]
-        return _heading(title), Content("\n".join(lines))
+            return highlight(text, language="json")
+        if cut:
+            return Content.assemble(text, ("\n" + _TRUNCATED, "$text-muted"))
+        return Content(text)

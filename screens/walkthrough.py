@@ -8,6 +8,7 @@ the handlers below are the only code that touches widgets.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
@@ -21,30 +22,79 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
 from textual.worker import Worker, WorkerState
 
-from opsconsole.errors import ConfirmationRequired, OpsConsoleError
-from opsconsole.model import StepKind
+from opsconsole.errors import OpsConsoleError
+from opsconsole.operator import (
+    Countdown,
+    Event,
+    Note,
+    OutputLine,
+    Progress,
+    Question,
+    Reply,
+    Started,
+    StateChange,
+    StepCancelled,
+)
 from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
-from .dialogs import (
-    CommandConfirmDialog,
-    ConfirmStepDialog,
-    ErrorDialog,
-    InputDialog,
-    ManualCheckDialog,
-    SkipReasonDialog,
-    TypedConfirmDialog,
-    UnknownOutcomeDialog,
-)
-from .gate import GateDialog
+from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
 from .status import STATUS_ICON, counts_content
 from .step_detail import StepDetail
 from .step_list import StepList
+from .views import view_for
 
 if TYPE_CHECKING:
     from opsconsole.config import ConsoleSettings
     from opsconsole.model import Step
-    from opsconsole.session import Answer, RunSession
+    from opsconsole.session import RunSession
+
+#: events held between two redraws of the progress log; more are counted, not kept
+EVENT_BUFFER = 2000
+
+
+class ConsoleOperator:
+    """The operator channel in the console: questions become modal screens; events are
+    buffered and reach the screen as one merged message per redraw, so a step that prints
+    100,000 lines posts a handful of messages, not 100,000."""
+
+    def __init__(self, screen: WalkthroughScreen) -> None:
+        self.screen = screen
+        self.pending: deque[tuple[str, Event]] = deque()
+        self.latest: dict[str, tuple[str, Event]] = {}
+        self.dropped = 0
+        self.posted = False
+        #: messages that reached the screen (the flood test reads it)
+        self.messages = 0
+
+    async def ask(self, step: Step, question: Question) -> Reply:
+        dialog = view_for(step.kind).dialog(self.screen.session, step, question)
+        reply = await self.screen.app.push_screen_wait(dialog)
+        if reply is None:
+            raise StepCancelled("the operator cancelled")
+        return reply
+
+    def event(self, step: Step, event: Event) -> None:
+        if event.merge_key:
+            self.latest[event.merge_key] = (step.id, event)
+        elif len(self.pending) >= EVENT_BUFFER:
+            self.pending.popleft()
+            self.dropped += 1
+            self.pending.append((step.id, event))
+        else:
+            self.pending.append((step.id, event))
+        if not self.posted:
+            self.posted = True
+            self.screen.post_message(WalkthroughScreen.StepEvents())
+
+    def drain(self) -> tuple[list[tuple[str, Event]], int]:
+        self.posted = False
+        self.messages += 1
+        events = [*self.pending, *self.latest.values()]
+        dropped, self.dropped = self.dropped, 0
+        self.pending.clear()
+        self.latest.clear()
+        return events, dropped
 
 __all__ = ["WalkthroughScreen"]
 
@@ -69,16 +119,11 @@ class WalkthroughScreen(Screen[None]):
 
     # -- messages from workers -----------------------------------------------------
 
-    class StepStarted(Message):
-        def __init__(self, step_id: str) -> None:
-            super().__init__()
-            self.step_id = step_id
+    class StepEvents(Message):
+        """Events are waiting in the operator's buffer (one message per redraw)."""
 
-    class StepProgress(Message):
-        def __init__(self, step_id: str, line: str) -> None:
-            super().__init__()
-            self.step_id = step_id
-            self.line = line
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, WalkthroughScreen.StepEvents)
 
     class StepFinished(Message):
         """A step was run, answered or skipped; the session holds its result."""
@@ -114,6 +159,7 @@ class WalkthroughScreen(Screen[None]):
         self.settings = settings
         self._section_shown: int | None = None
         self._prose = self._section_prose()
+        self.operator = ConsoleOperator(self)
 
     # -- layout ----------------------------------------------------------------------
 
@@ -333,7 +379,7 @@ class WalkthroughScreen(Screen[None]):
         if self._busy():
             return
         for step in self.session.runbook.steps:
-            if step.kind is StepKind.GATE and self.session.result(step.id).status not in FINISHED:
+            if step.closes_phase and self.session.result(step.id).status not in FINISHED:
                 self.select_step(step.id)
                 self.walk_step(step.id, "run")
                 return
@@ -343,14 +389,26 @@ class WalkthroughScreen(Screen[None]):
         self.export_evidence()
 
     def action_leave(self) -> None:
+        """escape: stop the running step (asking first when it changes something), or go
+        back to the runbook list."""
         if self.running_step is not None:
-            self.notify(
-                "A step is still running: wait for it before leaving "
-                "(the run is saved either way).",
-                severity="warning",
-            )
+            step = self.session.runbook.step(self.running_step)
+            if step.mutating:
+                self.app.push_screen(CancelStepDialog(step.title), callback=self._cancel_answered)
+            else:
+                self.cancel_running_step()
             return
         self.dismiss()
+
+    def _cancel_answered(self, stop: bool | None) -> None:
+        if stop:
+            self.cancel_running_step()
+
+    def cancel_running_step(self) -> None:
+        for worker in self.workers:
+            if worker.group == "step" and worker.is_running:
+                self._log("⊘ stopping the running step…")
+                worker.cancel()
 
     def jump_to(self, step_id: str) -> None:
         """Select a step (from the command palette)."""
@@ -358,9 +416,6 @@ class WalkthroughScreen(Screen[None]):
         self.query_one(StepList).focus()
 
     # -- the step worker -------------------------------------------------------------
-
-    def _progress(self, step_id: str, line: str) -> None:
-        self.post_message(self.StepProgress(step_id, line))
 
     @work(exclusive=True, group="step", exit_on_error=False)
     async def walk_step(self, step_id: str, intent: str) -> None:
@@ -376,6 +431,8 @@ class WalkthroughScreen(Screen[None]):
                 self.post_message(self.StepFinished(step_id))
                 return
             await self._run(step)
+        except StepCancelled:
+            self.post_message(self.StepSettled(step_id))
         except OpsConsoleError as exc:
             self.notify(str(exc), title="Not done", severity="warning", markup=False, timeout=8)
             self.post_message(self.StepSettled(step_id))
@@ -401,53 +458,12 @@ class WalkthroughScreen(Screen[None]):
             if not await self.app.push_screen_wait(UnknownOutcomeDialog(step, result)):
                 return
             rerun_unknown = True
-        answer: Answer | None = None
-        if step.needs_human:
-            answer = await self.app.push_screen_wait(self._question_for(step))
-            if answer is None:
-                return
-        elif step.kind is StepKind.COMMAND and step.spec.plain:
-            if not await self.app.push_screen_wait(
-                CommandConfirmDialog(step, session.environment.name)
-            ):
-                return
-        confirmed = False
-        while True:
-            try:
-                if not step.needs_human:
-                    self.post_message(self.StepStarted(step.id))
-                await session.execute(
-                    step.id,
-                    answer,
-                    confirmed=confirmed,
-                    rerun_unknown=rerun_unknown,
-                    progress=self._progress,
-                )
-            except ConfirmationRequired as exc:
-                self.post_message(self.StepSettled(step.id))
-                action = session.describe_action(step)
-                ok = await self.app.push_screen_wait(
-                    TypedConfirmDialog(session.environment.name, step, action, str(exc))
-                )
-                if not ok:
-                    return
-                confirmed = True
-                continue
-            break
+        before = result.attempts
+        await session.execute(step.id, operator=self.operator, rerun_unknown=rerun_unknown)
+        if session.result(step.id).attempts == before:
+            self.post_message(self.StepSettled(step.id))  # cancelled before it started
+            return
         self.post_message(self.StepFinished(step.id))
-
-    def _question_for(
-        self, step: Step
-    ) -> ManualCheckDialog | InputDialog | ConfirmStepDialog | GateDialog:
-        if step.kind is StepKind.MANUAL:
-            return ManualCheckDialog(step)
-        if step.kind is StepKind.INPUT:
-            return InputDialog(step)
-        if step.kind is StepKind.CONFIRM:
-            return ConfirmStepDialog(step)
-        session = self.session
-        phase = [(s, session.result(s.id)) for s in session.runbook.phase_of(step.id)]
-        return GateDialog(step, phase, session.gate_blockers(step))
 
     @work(group="evidence", exit_on_error=False)
     async def export_evidence(self) -> None:
@@ -477,14 +493,32 @@ class WalkthroughScreen(Screen[None]):
 
     # -- handlers (the only place widgets change) ------------------------------------
 
-    @on(StepStarted)
-    def _step_started(self, message: StepStarted) -> None:
-        self.running_step = message.step_id
-        self._log(f"▶ {self.session.runbook.step(message.step_id).title}")
+    @on(StepEvents)
+    def _step_events(self, message: StepEvents) -> None:
+        from rich.text import Text
 
-    @on(StepProgress)
-    def _step_progress(self, message: StepProgress) -> None:
-        self._log(f"  {message.line}")
+        events, dropped = self.operator.drain()
+        lines: list[str] = []
+        if dropped:
+            lines.append(f"  … {dropped} lines not shown here (the result keeps the output tail)")
+        for step_id, event in events:
+            if isinstance(event, Started):
+                self.running_step = step_id
+                lines.append(f"▶ {self.session.runbook.step(step_id).title}")
+            elif isinstance(event, Note | OutputLine):
+                lines.append(f"  {event.text}")
+            elif isinstance(event, StateChange):
+                lines.append(f"  state: {event.state}" + (f" ({event.detail})" if event.detail
+                                                           else ""))
+            elif isinstance(event, Progress):
+                done = f" {event.done}/{event.total}" if event.total else ""
+                share = f" {event.fraction:.0%}" if event.fraction is not None else ""
+                lines.append(f"  {event.label}{done}{share}")
+            elif isinstance(event, Countdown):
+                continue
+        log = self.query_one(RichLog)
+        for line in lines[-log.max_lines if log.max_lines else None :]:
+            log.write(Text(line))
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
@@ -561,6 +595,15 @@ class WalkthroughScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Backstop: anything that escaped the worker's own handling.
+        if event.state is WorkerState.CANCELLED and event.worker.group == "step":
+            step_id = self.running_step
+            self.running_step = None
+            if step_id is not None:
+                self._refresh_step(step_id)
+                self._update_status()
+                result = self.session.result(step_id)
+                self._log(f"{STATUS_ICON[result.status]} {result.detail or 'stopped'}")
+            return
         if event.state is WorkerState.ERROR and event.worker.group in {"step", "evidence"}:
             error = event.worker.error
             text = self.session.redactor.redact(f"{type(error).__name__}: {error}")

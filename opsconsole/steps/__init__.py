@@ -1,56 +1,86 @@
-"""Step executors: one coroutine per I/O step kind.
+"""The step-type registry: every kind of ``ops`` block, one module each.
 
-Executors never touch the screen. They take a :class:`StepContext` and return
-an :class:`Outcome`; :class:`~opsconsole.session.RunSession` redacts it, records
-it and writes the audit trail.
+The loader, the session, ``check`` and the console ask this registry about a
+kind; nothing else switches on it. Built-in kinds load on first use; more come
+from plugins: modules named in ``$OPSCONSOLE_PLUGINS`` (comma-separated) or
+installed under the ``opsconsole.steps`` entry-point group, each calling
+:func:`register` when imported.
+
+Adding a kind (see docs/architecture.md)::
+
+    class PingSpec(StepSpec):
+        url: str
+
+    @register
+    class Ping(StepType[PingSpec]):
+        kind, spec = "ping", PingSpec
+        async def run(self, ctx): ...
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-from ..run import Assertion, StepStatus
+import importlib
+import os
+import threading
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    import httpx
+    from .base import StepType
 
-    from ..secrets import Redactor
+__all__ = ["kinds", "register", "step_type", "unregister"]
 
-__all__ = ["Outcome", "StepContext"]
+#: the built-in kinds, in the order the docs list them
+BUILTIN_MODULES = ("http", "trigger", "command", "manual", "input", "confirm", "gate")
 
+_registry: dict[str, StepType[Any]] = {}
+_loaded = False
+_lock = threading.RLock()
 
-@dataclass
-class StepContext:
-    variables: Mapping[str, str]
-    #: returns a secret's value by name (raises TemplateError when unknown)
-    secret: Callable[[str], str]
-    redactor: Redactor
-    client: httpx.AsyncClient
-    #: a line of progress for the operator (the session redacts it)
-    progress: Callable[[str], None] = lambda line: None
-    #: secret value -> "secret <name>", so assertions can name a secret without showing it
-    secret_labels: dict[str, str] = field(default_factory=dict)
+T = TypeVar("T", bound="type[StepType[Any]]")
 
 
-@dataclass
-class Outcome:
-    status: StepStatus
-    detail: str
-    request: dict[str, Any] | None = None
-    response: dict[str, Any] | None = None
-    assertions: list[Assertion] = field(default_factory=list)
-    output: str = ""
-    exit_code: int | None = None
-    states: list[str] = field(default_factory=list)
-    captures: dict[str, str] = field(default_factory=dict)
-    secret_captures: dict[str, str] = field(default_factory=dict)
-    duration_ms: float | None = None
+def register(cls: T) -> T:
+    """Register a step type class (usable as a decorator); a kind registers once."""
+    with _lock:
+        kind = cls.kind
+        existing = _registry.get(kind)
+        if existing is not None and type(existing) is not cls:
+            raise ValueError(f"step kind {kind!r} is already registered by {type(existing)!r}")
+        _registry[kind] = cls()
+    return cls
 
-    @classmethod
-    def judged(cls, assertions: list[Assertion], passed_detail: str, **kwargs: Any) -> Outcome:
-        failed = [a for a in assertions if not a.ok]
-        if failed:
-            return cls(StepStatus.FAILED, failed[0].detail, assertions=assertions, **kwargs)
-        return cls(StepStatus.PASSED, passed_detail, assertions=assertions, **kwargs)
+
+def unregister(kind: str) -> None:
+    """Remove a kind (tests that register their own)."""
+    with _lock:
+        _registry.pop(kind, None)
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        for name in BUILTIN_MODULES:
+            importlib.import_module(f"{__name__}.{name}")
+        for name in filter(None, (p.strip() for p in os.environ.get(
+            "OPSCONSOLE_PLUGINS", "").split(","))):
+            importlib.import_module(name)
+        from importlib.metadata import entry_points
+
+        for entry in entry_points(group="opsconsole.steps"):
+            entry.load()
+        _loaded = True
+
+
+def step_type(kind: str) -> StepType[Any]:
+    """The registered step type of ``kind`` (KeyError when there is none)."""
+    _load()
+    return _registry[kind]
+
+
+def kinds() -> list[str]:
+    _load()
+    return list(_registry)

@@ -1,142 +1,207 @@
-"""The http step: one request, its assertions, and captures into run variables."""
+"""``ops http``: one request, its assertions, and captures into run variables."""
 
 from __future__ import annotations
 
 import json
-import time
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
+from ..artifacts import RequestArtifact, ResponseArtifact
 from ..errors import TemplateError
-from ..expectations import evaluate_http, search_json
-from ..model import HttpExpect, HttpSpec
+from ..model import Duration, StrDict, StrList, _as_list
 from ..run import Assertion, StepStatus
-from ..template import references, render, render_value
-from . import Outcome, StepContext
+from ..template import references, render_value
+from . import register
+from .base import Outcome, Produces, StepContext, StepSpec, StepType
 
-__all__ = ["BODY_LIMIT", "describe_transport_error", "perform_request", "run_http"]
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
-#: what is kept of a response body for the screen, evidence and saved state
-BODY_LIMIT = 64 * 1024
+__all__ = [
+    "HttpExpect",
+    "HttpSpec",
+    "HttpStep",
+    "JsonAssertion",
+    "RequestFields",
+    "capture_values",
+    "exchange",
+    "render_expect",
+]
 
-
-def describe_transport_error(exc: httpx.HTTPError, url: str, timeout: float) -> str:
-    target = httpx.URL(url)
-    where = f"{target.host}:{target.port or (443 if target.scheme == 'https' else 80)}"
-    if isinstance(exc, httpx.ConnectTimeout):
-        return f"connection to {where} timed out after {timeout:g}s"
-    if isinstance(exc, httpx.TimeoutException):
-        return f"no response from {where} within {timeout:g}s (timeout)"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text or "errno 111" in text or _caused_by(exc, ConnectionRefusedError):
-            return f"connection refused: nothing is listening at {where}"
-        if "name or service not known" in text or "nodename" in text or "getaddrinfo" in text:
-            return f"cannot resolve host {target.host}"
-        return f"cannot connect to {where}: {exc or type(exc).__name__}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return f"{where} closed the connection without a valid HTTP response"
-    if isinstance(exc, httpx.UnsupportedProtocol):
-        return f"unsupported URL {url!r}: use http:// or https://"
-    return f"request to {where} failed: {type(exc).__name__}: {exc}"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return True
-        seen.add(id(current))
-        nested = getattr(current, "exceptions", None)  # ExceptionGroup from anyio's happy eyeballs
-        if nested and any(_caused_by(inner, kind) for inner in nested):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
+class JsonAssertion(StepSpec):
+    """One assertion on a JSON response: ``path`` is a JMESPath expression."""
 
+    path: str
+    equals: Any = None
+    not_equals: Any = None
+    exists: bool | None = None
+    contains: Any = None
+    matches: str | None = None
+    one_of: list[Any] | None = None
+    length: int | None = None
 
-def response_record(response: httpx.Response, elapsed_ms: float) -> dict[str, Any]:
-    text = response.text
-    record: dict[str, Any] = {
-        "status": response.status_code,
-        "reason": response.reason_phrase,
-        "headers": dict(response.headers),
-        "elapsed_ms": round(elapsed_ms, 1),
-        "body": text[:BODY_LIMIT],
-        "truncated": len(text) > BODY_LIMIT,
-        "is_json": False,
-    }
-    if text.strip():
+    @field_validator("path")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        import jmespath
+        from jmespath.exceptions import JMESPathError
+
         try:
-            record["json"] = json.loads(text)
-            record["is_json"] = True
-        except ValueError:
-            pass
-    return record
+            jmespath.compile(value)
+        except JMESPathError as exc:
+            raise ValueError(f"invalid JMESPath {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _has_check(self) -> JsonAssertion:
+        if not self.model_fields_set - {"path"}:
+            raise ValueError(
+                "a JSON assertion needs one of equals, not_equals, exists, contains, "
+                "matches, one_of, length"
+            )
+        return self
 
 
-async def perform_request(
-    ctx: StepContext, spec: Any, *, purpose: str = "request"
-) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    """Render and send; returns (request record, response record or None, error or None)."""
-    variables, secret = ctx.variables, ctx.secret
-    url = render(spec.url, variables, secret)
-    headers = {k: str(v) for k, v in render_value(spec.headers, variables, secret).items()}
-    params = render_value(spec.params, variables, secret)
-    json_body = render_value(spec.json_body, variables, secret)
-    content = render(spec.body, variables, secret) if spec.body is not None else None
-    request: dict[str, Any] = {"method": spec.method, "url": url, "headers": headers}
-    if params:
-        request["params"] = params
-    if json_body is not None:
-        request["json"] = json_body
-    if content is not None:
-        request["body"] = content
-    started = time.perf_counter()
-    try:
-        response = await ctx.client.request(
-            spec.method,
-            url,
-            headers=headers,
-            params=params or None,
-            json=json_body,
-            content=content,
-            timeout=spec.timeout,
-        )
-    except httpx.HTTPError as exc:
-        return request, None, describe_transport_error(exc, url, spec.timeout)
-    except httpx.InvalidURL as exc:
-        return request, None, f"invalid URL {url!r}: {exc}"
-    return request, response_record(response, (time.perf_counter() - started) * 1000), None
+class HttpExpect(StepSpec):
+    status: Annotated[list[int], BeforeValidator(_as_list)] = Field(default_factory=list)
+    json_: list[JsonAssertion] = Field(default_factory=list, alias="json")
+    headers: StrDict = Field(default_factory=dict)
+    body_contains: StrList = Field(default_factory=list)
+    body_not_contains: StrList = Field(default_factory=list)
+    body_matches: StrList = Field(default_factory=list)
+    body_not_matches: StrList = Field(default_factory=list)
+    latency_ms: int | None = Field(default=None, gt=0)
+
+    @field_validator("body_matches", "body_not_matches")
+    @classmethod
+    def _regexes_compile(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if "{{" in value:
+                continue  # checked once the references are filled in
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return values
 
 
-def render_expect(ctx: StepContext, expect: HttpExpect) -> tuple[HttpExpect, dict[str, str]]:
-    """Fill ``{{ }}`` references in every expectation; a secret phrase is named, never shown."""
+class RequestFields(StepSpec):
+    """A request: method, URL, headers, query parameters, a JSON or text body, a deadline."""
+
+    method: str = "GET"
+    url: str
+    headers: StrDict = Field(default_factory=dict)
+    params: StrDict = Field(default_factory=dict)
+    json_body: Any = Field(default=None, alias="json")
+    body: str | None = None
+    #: total deadline for the whole exchange (connect, headers, body)
+    timeout: Duration = 10.0
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        method = value.upper()
+        if method not in {"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"}:
+            raise ValueError(f"unsupported HTTP method {value!r}")
+        return method
+
+
+class HttpSpec(RequestFields):
+    expect: HttpExpect = Field(default_factory=HttpExpect)
+    #: run variable name -> JMESPath into the JSON response
+    capture: dict[str, str] = Field(default_factory=dict)
+    #: like capture, but the value is a secret (registered with the redactor, never saved)
+    capture_secret: dict[str, str] = Field(default_factory=dict)
+
+
+# -- shared with trigger -------------------------------------------------------------
+
+
+async def exchange(
+    ctx: StepContext[Any], spec: RequestFields
+) -> tuple[RequestArtifact, ResponseArtifact | None, str | None, bool]:
+    """Render and send one request.
+
+    Returns (request as sent, response or None, error or None, may_have_acted): the last
+    is False only when provably nothing reached the server."""
+    from ..httpio import HttpLimits, send
+
+    url = ctx.render(spec.url, "url")
+    headers = {k: ctx.render(str(v)) for k, v in spec.headers.items()}
+    params = {k: ctx.render(str(v)) for k, v in spec.params.items()}
+    document = render_value(spec.json_body, ctx.variables, ctx.secret)
+    content = ctx.render(spec.body) if spec.body is not None else None
+    request = RequestArtifact(
+        method=spec.method, url=url, headers=headers, params=params, document=document,
+        body=content,
+    )
+    ctx.acting()
+    sent = await send(
+        ctx.clients.http,
+        spec.method,
+        url,
+        headers=headers,
+        params=params or None,
+        json=document,
+        content=content,
+        limits=HttpLimits(deadline=spec.timeout),
+    )
+    if sent.response is None:
+        return request, None, sent.error or "request failed", sent.may_have_acted
+    record = sent.response
+    response = ResponseArtifact(
+        status=record.status,
+        reason=record.reason,
+        headers=record.headers,
+        elapsed_ms=record.elapsed_ms,
+        body=record.body,
+        truncated=record.truncated,
+        body_bytes=record.body_bytes,
+        is_json=record.is_json,
+        document=record.json,
+        json_error=record.json_error,
+    )
+    return request, response, None, True
+
+
+def render_expect(ctx: StepContext[Any], expect: HttpExpect) -> tuple[HttpExpect, dict[str, str]]:
+    """Fill ``{{ }}`` references in every expectation; a secret phrase is named, never shown.
+
+    Values go into regexes escaped (data never becomes a pattern)."""
     labels: dict[str, str] = {}
     for phrase in [*expect.body_not_contains, *expect.body_contains]:
         if "{{" in phrase:
-            value = render(phrase, ctx.variables, ctx.secret)
+            value = ctx.render(phrase)
             labels[value] = " + ".join(
                 f"secret {name[8:]}"
                 if name.startswith("secrets.")
-                else f"{name} ({render('{{ ' + name + ' }}', ctx.variables)})"
+                else f"{name} ({ctx.render('{{ ' + name + ' }}')})"
                 for name in references(phrase)
             )
     data = expect.model_dump(by_alias=True, exclude_unset=True)
+    for key in ("body_matches", "body_not_matches"):
+        if key in data:
+            data[key] = [ctx.render(p, "pattern") for p in data[key]]
     rendered = HttpExpect.model_validate(render_value(data, ctx.variables, ctx.secret))
     return rendered, labels
 
 
 def capture_values(
-    spec: HttpSpec, response: dict[str, Any]
+    spec: HttpSpec, response: ResponseArtifact
 ) -> tuple[dict[str, str], dict[str, str], list[Assertion]]:
+    from ..expectations import search_json
+
     captures: dict[str, str] = {}
     secrets: dict[str, str] = {}
     problems: list[Assertion] = []
     for target, mapping in ((captures, spec.capture), (secrets, spec.capture_secret)):
         for name, path in mapping.items():
-            if not response.get("is_json"):
+            if not response.is_json:
                 problems.append(
                     Assertion(
                         name=f"capture {name}",
@@ -146,7 +211,7 @@ def capture_values(
                 )
                 continue
             try:
-                value = search_json(path, response.get("json"))
+                value = search_json(path, response.document)
             except ValueError as exc:
                 problems.append(Assertion(name=f"capture {name}", ok=False, detail=str(exc)))
                 continue
@@ -163,24 +228,64 @@ def capture_values(
     return captures, secrets, problems
 
 
-async def run_http(spec: HttpSpec, ctx: StepContext) -> Outcome:
-    try:
-        expect, labels = render_expect(ctx, spec.expect)
-        request, response, error = await perform_request(ctx, spec)
-    except TemplateError as exc:
-        return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
-    if response is None:
-        return Outcome(StepStatus.FAILED, error or "request failed", request=request)
-    assertions = evaluate_http(expect, response, secret_phrases=labels)
-    captures, secrets, problems = capture_values(spec, response)
-    assertions.extend(problems)
-    summary = f"{response['status']} {response['reason']} in {response['elapsed_ms']:.0f} ms"
-    return Outcome.judged(
-        assertions,
-        summary,
-        request=request,
-        response=response,
-        captures=captures,
-        secret_captures=secrets,
-        duration_ms=response["elapsed_ms"],
-    )
+def unsent_outcome(
+    ctx: StepContext[Any], request: RequestArtifact, error: str, may_have_acted: bool
+) -> Outcome:
+    """No response: a mutating request that may have reached the server is *unknown*."""
+    if ctx.mutating and may_have_acted:
+        return Outcome(
+            StepStatus.UNKNOWN,
+            f"{error}; the request may have been acted on: check the system before "
+            "running it again",
+            artifacts=[request],
+        )
+    return Outcome(StepStatus.FAILED, error, artifacts=[request])
+
+
+# -- the step type -------------------------------------------------------------------
+
+
+@register
+class HttpStep(StepType[HttpSpec]):
+    kind = "http"
+    spec = HttpSpec
+    description = "one request: status, JSON (JMESPath), headers, body, latency; captures"
+    tracks_action = True
+
+    def is_mutating(self, spec: HttpSpec) -> bool:
+        if spec.mutating is not None:
+            return spec.mutating
+        return spec.method not in SAFE_METHODS
+
+    def default_title(self, spec: HttpSpec, section_title: str) -> str:
+        return f"{spec.method} {spec.url}"
+
+    def produces(self, spec: HttpSpec) -> Produces:
+        return Produces(frozenset(spec.capture), frozenset(spec.capture_secret))
+
+    def describe(self, spec: HttpSpec, render: Callable[[str], str]) -> str:
+        return f"{spec.method} {render(spec.url)}"
+
+    async def run(self, ctx: StepContext[HttpSpec]) -> Outcome:
+        spec = ctx.spec
+        from ..expectations import evaluate_http
+
+        try:
+            expect, labels = render_expect(ctx, spec.expect)
+            request, response, error, acted = await exchange(ctx, spec)
+        except TemplateError as exc:
+            return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
+        if response is None:
+            return unsent_outcome(ctx, request, error or "request failed", acted)
+        assertions = evaluate_http(expect, response, secret_phrases=labels)
+        captures, secrets, problems = capture_values(spec, response)
+        assertions.extend(problems)
+        summary = f"{response.status} {response.reason} in {response.elapsed_ms:.0f} ms"
+        return Outcome.judged(
+            assertions,
+            summary,
+            artifacts=[request, response],
+            captures=captures,
+            secret_captures=secrets,
+            duration_ms=response.elapsed_ms,
+        )

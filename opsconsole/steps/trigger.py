@@ -1,143 +1,268 @@
-"""The trigger step: a mutating request, then follow the job to a terminal state."""
+"""``ops trigger``: a mutating request, then follow the job to a terminal state.
+
+Following is a measurement run (:mod:`opsconsole.analysis`): every poll is a
+measurement — the job's terminal success state is Successful, its failure
+state Failed, any other state Running (polled again after ``interval``), a
+poll that fails Error. Three failed polls in a row lose track of the job; a
+job still running at ``deadline`` is left running. Either way the outcome of
+the mutating action is *unknown*, never "failed": the job may still finish.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from collections import ChainMap
+from collections.abc import Callable
+from typing import Any
 
+from pydantic import Field
+
+from ..analysis import AnalysisPolicy, AnalysisRun, Measurement, Phase, run_analysis
+from ..artifacts import (
+    Artifact,
+    MeasurementRow,
+    MeasurementsArtifact,
+    ResponseArtifact,
+    StatesArtifact,
+)
 from ..errors import TemplateError
-from ..expectations import evaluate_http, search_json
-from ..model import TriggerSpec
+from ..model import Duration, StrList
+from ..operator import StateChange
 from ..run import Assertion, StepStatus
-from . import Outcome, StepContext
-from .http import capture_values, perform_request, render_expect
+from . import register
+from .base import Outcome, Produces, StepContext, StepType
+from .http import (
+    HttpExpect,
+    HttpSpec,
+    RequestFields,
+    capture_values,
+    exchange,
+    render_expect,
+    unsent_outcome,
+)
 
-__all__ = ["MAX_POLL_ERRORS", "run_trigger"]
+__all__ = ["FOLLOW_ERROR_LIMIT", "FollowSpec", "TriggerSpec", "TriggerStep"]
 
-#: consecutive failed polls before following gives up (one blip is not a failure)
-MAX_POLL_ERRORS = 3
+#: polls that may fail in a row before following gives up (one blip is not a failure)
+FOLLOW_ERROR_LIMIT = 2
+
+
+class FollowSpec(RequestFields):
+    """Poll a read-back URL until the state reaches a terminal value."""
+
+    state: str = "status"
+    succeeded: StrList = Field(default_factory=lambda: ["succeeded"])
+    failed: StrList = Field(default_factory=lambda: ["failed"])
+    interval: Duration = 1.0
+    deadline: Duration = 60.0
+    #: JMESPath to the result breakdown / error message shown to the operator
+    result: str | None = None
+    error: str | None = None
+    expect: HttpExpect | None = None
+
+
+class TriggerSpec(HttpSpec):
+    method: str = "POST"
+    follow: FollowSpec
 
 
 def _text(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-async def run_trigger(spec: TriggerSpec, ctx: StepContext) -> Outcome:
-    started = time.perf_counter()
-    try:
-        expect, labels = render_expect(ctx, spec.expect)
-        request, response, error = await perform_request(ctx, spec)
-    except TemplateError as exc:
-        return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
-    if response is None:
-        return Outcome(StepStatus.FAILED, error or "request failed", request=request)
-    assertions = evaluate_http(expect, response, secret_phrases=labels)
-    captures, secrets, problems = capture_values(spec, response)
-    assertions.extend(problems)
-    if not all(a.ok for a in assertions):
-        return Outcome.judged(
-            assertions,
-            "",
-            request=request,
-            response=response,
-            captures=captures,
-            secret_captures=secrets,
-        )
-    ctx.progress(f"triggered: {response['status']} {response['reason']}")
+@register
+class TriggerStep(StepType[TriggerSpec]):
+    kind = "trigger"
+    spec = TriggerSpec
+    description = "a mutating request, then follow the job to a terminal state"
+    mutates = True
+    tracks_action = True
 
-    follow = spec.follow
-    states: list[str] = []
-    initial = search_json(follow.state, response.get("json")) if response.get("is_json") else None
-    if isinstance(initial, str):
-        states.append(initial)
-    variables = ChainMap(captures, dict(ctx.variables))
-    follow_ctx = StepContext(
-        variables=variables,
-        secret=ctx.secret,
-        redactor=ctx.redactor,
-        client=ctx.client,
-        progress=ctx.progress,
-        secret_labels=ctx.secret_labels,
-    )
-    deadline = time.monotonic() + follow.deadline
-    errors_in_a_row = 0
-    last = response
+    def default_title(self, spec: TriggerSpec, section_title: str) -> str:
+        return f"{spec.method} {spec.url}"
 
-    def stop(detail: str, shown: dict | None = None, duration_ms: float | None = None) -> Outcome:
-        """Following ended badly: the reason is the step's detail and a failed assertion."""
-        assertions.append(Assertion(name="follow", ok=False, detail=detail))
-        return Outcome(
-            StepStatus.FAILED,
-            detail,
-            request=request,
-            response=shown or last,
-            assertions=assertions,
-            states=states,
-            captures=captures,
-            secret_captures=secrets,
-            duration_ms=duration_ms,
-        )
+    def produces(self, spec: TriggerSpec) -> Produces:
+        return Produces(frozenset(spec.capture), frozenset(spec.capture_secret))
 
-    while True:
+    def own_values_visible_from(self, source: str) -> int | None:
+        for offset, text in enumerate(source.splitlines()):
+            if text.startswith("follow:"):
+                return offset
+        return None
+
+    def describe(self, spec: TriggerSpec, render: Callable[[str], str]) -> str:
+        return f"{spec.method} {render(spec.url)}, then follow {render(spec.follow.url)}"
+
+    async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
+        from ..expectations import evaluate_http, search_json
+
+        spec = ctx.spec
+        started = ctx.clock.monotonic()
         try:
-            _, polled, error = await perform_request(follow_ctx, follow, purpose="follow")
+            expect, labels = render_expect(ctx, spec.expect)
+            request, response, error, acted = await exchange(ctx, spec)
         except TemplateError as exc:
-            return stop(f"cannot follow: {exc}")
-        if polled is None or polled["status"] >= 400 or not polled.get("is_json"):
-            errors_in_a_row += 1
-            reason = error or (
-                f"read-back returned {polled['status']} {polled['reason']}"
-                if polled and polled["status"] >= 400
-                else "read-back is not JSON"
+            return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
+        if response is None:
+            return unsent_outcome(ctx, request, error or "request failed", acted)
+        assertions = evaluate_http(expect, response, secret_phrases=labels)
+        captures, secrets, problems = capture_values(spec, response)
+        assertions.extend(problems)
+        if not all(a.ok for a in assertions):
+            return Outcome.judged(
+                assertions,
+                "",
+                artifacts=[request, response],
+                captures=captures,
+                secret_captures=secrets,
             )
-            ctx.progress(f"poll failed ({errors_in_a_row}/{MAX_POLL_ERRORS}): {reason}")
-            if errors_in_a_row >= MAX_POLL_ERRORS:
-                return stop(f"lost track of the job: {reason}", polled)
-        else:
-            errors_in_a_row = 0
+        ctx.note(f"triggered: {response.status} {response.reason}")
+
+        follow = spec.follow
+        states: list[str] = []
+        initial = search_json(follow.state, response.document) if response.is_json else None
+        if isinstance(initial, str):
+            states.append(initial)
+            ctx.emit(StateChange(state=initial))
+        follow_ctx = _with_captures(ctx, captures, secrets)
+        last: ResponseArtifact = response
+        history = MeasurementsArtifact(title="Follow", phase=Phase.RUNNING.value)
+
+        async def poll() -> Measurement:
+            nonlocal last
+            try:
+                _, polled, poll_error, _ = await exchange(follow_ctx, follow)
+            except TemplateError as exc:
+                return Measurement(Phase.ERROR, message=f"cannot follow: {exc}")
+            if polled is None:
+                return Measurement(Phase.ERROR, message=poll_error or "poll failed")
+            if polled.status >= 400:
+                return Measurement(
+                    Phase.ERROR, message=f"read-back returned {polled.status} {polled.reason}"
+                )
+            if not polled.is_json:
+                return Measurement(Phase.ERROR, message="read-back is not JSON")
             last = polled
-            state = search_json(follow.state, polled["json"])
+            state = search_json(follow.state, polled.document)
             state_text = _text(state) if state is not None else "(no state)"
             if not states or states[-1] != state_text:
                 states.append(state_text)
-                ctx.progress(f"state: {state_text}")
-            if state_text in follow.succeeded or state_text in follow.failed:
-                break
-        if time.monotonic() >= deadline:
-            current = states[-1] if states else "unknown"
-            return stop(f"still {current} after {follow.deadline:g}s; stopped following")
-        await asyncio.sleep(follow.interval)
+                ctx.emit(StateChange(state=state_text))
+            if state_text in follow.succeeded:
+                return Measurement(Phase.SUCCESSFUL, state_text)
+            if state_text in follow.failed:
+                why = search_json(follow.error, polled.document) if follow.error else None
+                message = _text(why) if why not in (None, "") else ""
+                return Measurement(Phase.FAILED, state_text, message)
+            return Measurement(Phase.RUNNING, state_text)
 
-    final = states[-1]
-    elapsed = (time.perf_counter() - started) * 1000
-    trail = " → ".join(states)
-    if final in follow.failed:
-        why = search_json(follow.error, last["json"]) if follow.error else None
-        detail = (
-            f"job {final}" + (f": {_text(why)}" if why not in (None, "") else "") + f" ({trail})"
+        def measured(measurement: Measurement, run: AnalysisRun) -> None:
+            history.rows.append(
+                MeasurementRow(
+                    phase=measurement.phase.value,
+                    value=measurement.value,
+                    message=measurement.message,
+                    at=measurement.at,
+                )
+            )
+            if measurement.phase is Phase.ERROR:
+                ctx.note(
+                    f"poll failed ({run.consecutive_errors}/{FOLLOW_ERROR_LIMIT + 1}): "
+                    f"{measurement.message}"
+                )
+            ctx.checkpoint([request, StatesArtifact(states=list(states)), history])
+
+        policy = AnalysisPolicy(
+            interval=follow.interval,
+            count=1,
+            consecutive_error_limit=FOLLOW_ERROR_LIMIT,
+            deadline=follow.deadline,
         )
-        return stop(detail, duration_ms=elapsed)
-    assertions.append(Assertion(name="follow", ok=True, detail=f"job {final} ({trail})"))
-    if follow.expect is not None:
-        try:
-            final_expect, final_labels = render_expect(follow_ctx, follow.expect)
-        except TemplateError as exc:
-            assertions.append(Assertion(name="follow expect", ok=False, detail=str(exc)))
+        run = await run_analysis(poll, policy, clock=ctx.clock, on_measurement=measured)
+        history.phase, history.message = run.phase.value, run.message
+        elapsed = (ctx.clock.monotonic() - started) * 1000
+        path = " → ".join(states)
+        artifacts: list[Artifact] = [request, last, StatesArtifact(states=states), history]
+
+        def outcome(status: StepStatus, summary: str) -> Outcome:
+            return Outcome(
+                status,
+                summary,
+                assertions=assertions,
+                artifacts=artifacts,
+                captures=captures,
+                secret_captures=secrets,
+                duration_ms=elapsed,
+            )
+
+        if run.phase is Phase.SUCCESSFUL:
+            final = states[-1]
+            assertions.append(Assertion(name="follow", ok=True, detail=f"job {final} ({path})"))
+            if follow.expect is not None:
+                try:
+                    final_expect, final_labels = render_expect(follow_ctx, follow.expect)
+                except TemplateError as exc:
+                    assertions.append(Assertion(name="follow expect", ok=False, detail=str(exc)))
+                else:
+                    assertions.extend(
+                        evaluate_http(final_expect, last, secret_phrases=final_labels)
+                    )
+            summary = f"job {final} in {elapsed / 1000:.1f}s ({path})"
+            breakdown = search_json(follow.result, last.document) if follow.result else None
+            if breakdown is not None:
+                summary += f"; result: {_text(breakdown)}"
+            failed = [a for a in assertions if not a.ok]
+            if failed:
+                return outcome(StepStatus.FAILED, failed[0].detail)
+            return outcome(StepStatus.PASSED, summary)
+        if run.phase is Phase.FAILED:
+            final = states[-1]
+            why = run.last.message if run.last is not None else ""
+            detail = f"job {final}" + (f": {why}" if why else "") + f" ({path})"
+            assertions.append(Assertion(name="follow", ok=False, detail=detail))
+            return outcome(StepStatus.FAILED, detail)
+        # Error (lost track) or Inconclusive (deadline): the job may still finish
+        if run.phase is Phase.ERROR:
+            reason = run.last.message if run.last is not None else "polls failed"
+            detail = f"lost track of the job: {reason}"
         else:
-            assertions.extend(evaluate_http(final_expect, last, secret_phrases=final_labels))
-    result = search_json(follow.result, last["json"]) if follow.result else None
-    summary = f"job {final} in {elapsed / 1000:.1f}s ({trail})"
-    if result is not None:
-        summary += f"; result: {_text(result)[:200]}"
-    return Outcome.judged(
-        assertions,
-        summary,
-        request=request,
-        response=last,
-        states=states,
-        captures=captures,
-        secret_captures=secrets,
-        duration_ms=elapsed,
+            current = states[-1] if states else "unknown"
+            detail = f"still {current} after {follow.deadline:g}s; stopped following"
+        assertions.append(Assertion(name="follow", ok=False, detail=detail))
+        status = StepStatus.UNKNOWN if ctx.mutating else StepStatus.INCONCLUSIVE
+        if status is StepStatus.UNKNOWN:
+            detail += " (the job may still finish: check it before running this again)"
+        return outcome(status, detail)
+
+
+def _with_captures(
+    ctx: StepContext[TriggerSpec], captures: dict[str, str], secrets: dict[str, str]
+) -> StepContext[Any]:
+    """The follow request may use what the trigger captured (``{{ job_id }}``)."""
+    variables = ChainMap(captures, dict(ctx.variables))
+
+    def secret(name: str) -> str:
+        return secrets[name] if name in secrets else ctx.secret(name)
+
+    def render(text: str, context: str = "text") -> str:
+        from ..template import render as render_template
+
+        return render_template(text, variables, secret, context=context)
+
+    follow: StepContext[Any] = StepContext(
+        step=ctx.step,
+        spec=ctx.spec,
+        variables=variables,
+        secret=secret,
+        render=render,
+        redactor=ctx.redactor,
+        clients=ctx.clients,
+        clock=ctx.clock,
+        run=ctx.run,
+        ask=ctx.ask,
+        emit=ctx.emit,
+        checkpoint=ctx.checkpoint,
+        secret_labels=ctx.secret_labels,
+        mutating=False,
     )
+    return follow

@@ -59,11 +59,17 @@ def test_check_sandbox_json_passes_the_v2_runbook() -> None:
         "create-job",
         "trigger-runner",
         "debug-env-leaks-nothing",
-        "jobs-gate",
     ):
         assert statuses[step_id] == "passed", step_id
+    # a rehearsal is not a verification: every human step is "answered", none "passed"
+    human = [step for step in report["steps"] if step["human"]]
+    assert human and {step["status"] for step in human} == {"answered"}
+    assert statuses["jobs-gate"] == "answered"
+    assert report["rehearsal"] is True
+    assert report["summary"]["answered"] == len(human)
     trigger = next(step for step in report["steps"] if step["id"] == "trigger-runner")
-    assert trigger["states"][-1] == "succeeded"
+    (states,) = [a["states"] for a in trigger["artifacts"] if a["type"] == "states"]
+    assert states[-1] == "succeeded"
     # plain shell blocks are never run unattended
     assert statuses["database-migrations-2"] == "skipped"
     assert (
@@ -146,18 +152,21 @@ def test_show_json_outline() -> None:
     assert done.returncode == 0
     outline = json.loads(done.stdout)
     assert outline["id"] == "v2-control-plane"
-    assert {"sections", "steps", "checklists", "commands"} <= outline.keys()
+    assert {"sections", "steps"} <= outline.keys()
     create = next(step for step in outline["steps"] if step["id"] == "create-job")
-    assert create == {
+    assert {k: v for k, v in create.items() if k != "spec"} == {
         "id": "create-job",
         "kind": "http",
         "title": "Create a job (POST /api/v1/ops/jobs)",
         "line": create["line"],
         "section": "Happy path",
         "mutating": True,
+        "human": False,
     }
+    assert create["spec"]["method"] == "POST" and create["spec"]["url"].endswith("/ops/jobs")
     assert V2_RUNBOOK.read_text().splitlines()[create["line"] - 1] == "```ops http"
-    assert any("bootstrap_schema.py" in command["run"] for command in outline["commands"])
+    commands = [s for s in outline["steps"] if s["kind"] == "command"]
+    assert any("bootstrap_schema.py" in command["spec"]["run"] for command in commands)
 
 
 def test_usage_errors_exit_2() -> None:

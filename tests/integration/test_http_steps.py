@@ -142,7 +142,7 @@ async def test_each_failure_reads_as_what_happened(
     detail = {step_id: result.detail for step_id, result in results.items()}
     assert results["closed"].status is StepStatus.FAILED
     assert detail["closed"].startswith("connection refused: nothing is listening at 127.0.0.1:")
-    assert detail["timeout"].endswith("within 0.5s (timeout)")
+    assert detail["timeout"].endswith("within 0.5s (total deadline)")
     assert detail["html500"].startswith(
         "expected status 2xx, got 500 Internal Server Error (text/html"
     )
@@ -151,8 +151,8 @@ async def test_each_failure_reads_as_what_happened(
 
     # the secret went over the wire but never into what we keep
     echoed = results["echo"]
-    assert echoed.request["headers"]["X-Ops-Key"] == "***"
-    assert secret not in echoed.response["body"]
+    assert echoed.artifact("request").headers["X-Ops-Key"] == "***"
+    assert secret not in echoed.artifact("response").body
     saved = (tmp_path / "home" / "runs" / f"{session.run.id}.json").read_text()
     assert secret not in saved and '"token": "***"' in saved.replace('\\"', '"')
 

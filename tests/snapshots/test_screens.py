@@ -15,6 +15,12 @@ from pathlib import Path
 import pytest
 from textual.pilot import Pilot
 
+from opsconsole.artifacts import (
+    CommandArtifact,
+    OutputArtifact,
+    RequestArtifact,
+    ResponseArtifact,
+)
 from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
 from opsconsole.loader import load_runbook
 from opsconsole.run import Assertion, Run, RunStatus, RunStore, StepResult, StepStatus
@@ -74,6 +80,8 @@ RUN_ID = "20250314T031209Z-a1b2c3"
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory holding the runbooks, the config and the state dir."""
     monkeypatch.chdir(tmp_path)
+    # directories on screen read as ~ (relative to HOME), the same on every machine
+    monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", "snapshot-ops-key-0000")
     monkeypatch.setenv("OPSCONSOLE_SECRET_RUNNER_TOKEN", "snapshot-runner-token-0000")
     monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
@@ -149,10 +157,15 @@ def startup_results() -> list[StepResult]:
             "cp-missing-database-url",
             12,
             "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
-            request={"command": command, "timeout_s": 15.0},
-            exit_code=78,
-            output="control-plane: refusing to start: ValidationError: 3 invalid settings\n"
-            "  DATABASE_URL: DATABASE_URL is required and must not be empty",
+            artifacts=[
+                CommandArtifact(command=command, cwd="/srv/v2", timeout_s=15.0),
+                OutputArtifact(
+                    text="control-plane: refusing to start: ValidationError: 3 invalid settings\n"
+                    "  DATABASE_URL: DATABASE_URL is required and must not be empty",
+                    lines_total=2,
+                    exit_code=78,
+                ),
+            ],
             assertions=[
                 Assertion(name="exit", ok=True, detail="exit 78 is nonzero"),
                 Assertion(name="output contains", ok=True, detail="ValidationError, DATABASE_URL"),
@@ -163,21 +176,18 @@ def startup_results() -> list[StepResult]:
             "cp-sqlite-database-url",
             13,
             "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
-            exit_code=78,
             duration_ms=801.0,
         ),
         passed(
             "cp-prod-missing-ops-key",
             14,
             "exit 78 (EX_CONFIG: configuration invalid) in 0.7s",
-            exit_code=78,
             duration_ms=744.0,
         ),
         passed(
             "runner-missing-settings",
             15,
             "exit 78 (EX_CONFIG: configuration invalid) in 0.8s",
-            exit_code=78,
             duration_ms=760.0,
         ),
         passed("cp-boots-with-valid-settings", 16, "stopped after 3s", duration_ms=3004.0),
@@ -189,16 +199,18 @@ def http_401(step_id: str, minute: int) -> StepResult:
         step_id,
         minute,
         "401 Unauthorized in 11 ms",
-        request={"method": "GET", "url": "http://127.0.0.1:8000/api/v1/ops/jobs", "headers": {}},
-        response={
-            "status": 401,
-            "reason": "Unauthorized",
-            "elapsed_ms": 11.0,
-            "headers": {"content-type": "application/json"},
-            "body": '{"detail":"Invalid or missing X-Ops-Key"}',
-            "is_json": True,
-            "json": {"detail": "Invalid or missing X-Ops-Key"},
-        },
+        artifacts=[
+            RequestArtifact(method="GET", url="http://127.0.0.1:8000/api/v1/ops/jobs"),
+            ResponseArtifact(
+                status=401,
+                reason="Unauthorized",
+                elapsed_ms=11.0,
+                headers={"content-type": "application/json"},
+                body='{"detail":"Invalid or missing X-Ops-Key"}',
+                is_json=True,
+                document={"detail": "Invalid or missing X-Ops-Key"},
+            ),
+        ],
         assertions=[
             Assertion(name="status", ok=True, detail="401 Unauthorized"),
             Assertion(name="body contains", ok=True, detail="'Invalid or missing X-Ops-Key'"),
@@ -229,20 +241,22 @@ def failed_wrong_key(minute: int) -> StepResult:
         finished_at=at(minute, 1),
         duration_ms=9.0,
         attempts=1,
-        request={
-            "method": "GET",
-            "url": "http://127.0.0.1:8000/api/v1/ops/jobs",
-            "headers": {"X-Ops-Key": "not-the-ops-key"},
-        },
-        response={
-            "status": 200,
-            "reason": "OK",
-            "elapsed_ms": 9.0,
-            "headers": {"content-type": "application/json"},
-            "body": '[{"id":"4f1c","status":"queued"}]',
-            "is_json": True,
-            "json": [{"id": "4f1c", "status": "queued"}],
-        },
+        artifacts=[
+            RequestArtifact(
+                method="GET",
+                url="http://127.0.0.1:8000/api/v1/ops/jobs",
+                headers={"X-Ops-Key": "not-the-ops-key"},
+            ),
+            ResponseArtifact(
+                status=200,
+                reason="OK",
+                elapsed_ms=9.0,
+                headers={"content-type": "application/json"},
+                body='[{"id":"4f1c","status":"queued"}]',
+                is_json=True,
+                document=[{"id": "4f1c", "status": "queued"}],
+            ),
+        ],
         assertions=[
             Assertion(name="status", ok=False, detail="expected status 401, got 200 OK"),
             Assertion(
@@ -313,7 +327,7 @@ def test_home(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
             detail="skipped: run by CI/CD",
             finished_at=at(39),
         )
-        if step.kind.value == "command" and step.spec.plain
+        if step.kind == "command" and getattr(step.spec, "plain", False)
         else passed(step.id, 20, "ok")
         for step in runbook.steps
     ]

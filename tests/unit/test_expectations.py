@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from opsconsole.artifacts import ResponseArtifact
 from opsconsole.expectations import evaluate_command, evaluate_http
-from opsconsole.model import CommandExpect, HttpExpect
+from opsconsole.steps.command import CommandExpect
+from opsconsole.steps.http import HttpExpect
 
 
 def response(
@@ -14,17 +16,16 @@ def response(
 ):
     import json
 
-    record = {
-        "status": status,
-        "reason": "OK" if status == 200 else "Error",
-        "headers": {"content-type": content_type},
-        "body": body,
-        "elapsed_ms": elapsed,
-        "is_json": False,
-    }
+    record = ResponseArtifact(
+        status=status,
+        reason="OK" if status == 200 else "Error",
+        headers={"content-type": content_type},
+        body=body,
+        elapsed_ms=elapsed,
+    )
     try:
-        record["json"] = json.loads(body)
-        record["is_json"] = True
+        record.document = json.loads(body)
+        record.is_json = True
     except ValueError:
         pass
     return record

@@ -9,7 +9,6 @@ import pytest
 
 from opsconsole.errors import RunbookError
 from opsconsole.loader import find_runbooks, lint_paths, load_runbook, parse_runbook
-from opsconsole.model import StepKind
 from tests.conftest import RUNBOOKS, V2_RUNBOOK
 
 
@@ -35,11 +34,11 @@ def test_v2_runbook_outline() -> None:
     assert set(runbook.secrets) == {"ops_key", "runner_token"}
     kinds = {step.kind for step in runbook.steps}
     assert {
-        StepKind.HTTP,
-        StepKind.TRIGGER,
-        StepKind.COMMAND,
-        StepKind.MANUAL,
-        StepKind.GATE,
+        "http",
+        "trigger",
+        "command",
+        "manual",
+        "gate",
     } <= kinds
     create = runbook.step("create-job")
     assert create.mutating and create.spec.method == "POST"
@@ -84,10 +83,10 @@ def test_human_runbook_without_ops_blocks_is_useful(tmp_path: Path) -> None:
         "Checks",
         "Restart",
     ]
-    manual = [s for s in runbook.steps if s.kind is StepKind.MANUAL]
+    manual = [s for s in runbook.steps if s.kind == "manual"]
     assert [m.title for m in manual] == ["Dashboards are green", "Paged the owner"]
     assert manual[1].spec.detail == "- with the incident link"
-    (command,) = [s for s in runbook.steps if s.kind is StepKind.COMMAND]
+    (command,) = [s for s in runbook.steps if s.kind == "command"]
     assert command.spec.plain and command.mutating
     assert command.spec.run == "systemctl restart widget\nsystemctl status widget"
     assert "Call the on-call lead first." in runbook.sections[0].prose

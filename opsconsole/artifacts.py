@@ -1,0 +1,363 @@
+"""Typed artifacts: what a step produced beside its verdict.
+
+A :class:`~opsconsole.run.StepResult` is a common envelope (status, timing,
+summary, assertions) plus a list of artifacts. Each artifact renders itself
+for every place a result is shown:
+
+- ``blocks()``: neutral display blocks (title, text, language) the console
+  turns into widgets (the engine never imports Textual);
+- ``markdown()``: the evidence report;
+- ``model_dump()``: JSON (``check --json``, saved run state);
+- ``junit()``: the text of a JUnit failure.
+
+Artifacts are redacted and *then* capped by the session
+(:func:`redact_and_cap`): redact first, truncate after.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Artifact",
+    "Block",
+    "CommandArtifact",
+    "KeyValuesArtifact",
+    "MeasurementsArtifact",
+    "OutputArtifact",
+    "RequestArtifact",
+    "ResponseArtifact",
+    "StatesArtifact",
+    "TableArtifact",
+    "fence",
+    "redact_and_cap",
+]
+
+#: characters of a body / output kept in saved state and evidence (after redaction)
+SAVED_TEXT_LIMIT = 64 * 1024
+#: rows of a table kept
+SAVED_ROWS_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of a step's detail: a heading and text (``language`` for highlighting)."""
+
+    title: str
+    text: str
+    language: str = ""
+
+
+def fence(text: str, language: str = "") -> str:
+    ticks = "```"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks}{language}\n{text.rstrip()}\n{ticks}"
+
+
+def _cut_head(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[:limit], True
+
+
+def _cut_tail(text: str, limit: int) -> tuple[str, bool]:
+    if len(text) <= limit:
+        return text, False
+    return text[-limit:], True
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+class _Artifact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    def blocks(self) -> list[Block]:
+        raise NotImplementedError  # pragma: no cover - every artifact defines it
+
+    def markdown(self) -> str:
+        parts = []
+        for block in self.blocks():
+            parts.append(f"{block.title}:\n\n{fence(block.text, block.language)}")
+        return "\n\n".join(parts)
+
+    def junit(self) -> str:
+        return "\n".join(f"{block.title}:\n{block.text}" for block in self.blocks())
+
+    def capped(self) -> Self:
+        """A copy that fits in saved state (called after redaction)."""
+        return self
+
+
+class RequestArtifact(_Artifact):
+    type: Literal["request"] = "request"
+    method: str
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, str] = Field(default_factory=dict)
+    document: Any = None
+    body: str | None = None
+
+    def text(self) -> str:
+        lines = [f"{self.method} {self.url}"]
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        if self.params:
+            lines.append("params " + json.dumps(self.params, ensure_ascii=False))
+        if self.document is not None:
+            lines.append(_json(self.document))
+        elif self.body:
+            lines.append(self.body)
+        return "\n".join(lines)
+
+    def blocks(self) -> list[Block]:
+        return [Block("Request", self.text(), "http")]
+
+    def capped(self) -> Self:
+        if self.body is None:
+            return self
+        body, cut = _cut_head(self.body, SAVED_TEXT_LIMIT)
+        return self.model_copy(update={"body": body + ("\n… (cut)" if cut else "")})
+
+
+class ResponseArtifact(_Artifact):
+    type: Literal["response"] = "response"
+    status: int
+    reason: str = ""
+    headers: dict[str, str] = Field(default_factory=dict)
+    elapsed_ms: float = 0.0
+    body: str = ""
+    #: the body was longer than what is kept (read cap or saved cap)
+    truncated: bool = False
+    body_bytes: int | None = None
+    is_json: bool = False
+    document: Any = None
+    json_error: str | None = None
+
+    def head(self) -> str:
+        return f"{self.status} {self.reason}".strip() + f" · {self.elapsed_ms:.0f} ms"
+
+    def blocks(self) -> list[Block]:
+        if self.is_json:
+            text, language = _json(self.document), "json"
+        else:
+            text, language = self.body or "(empty body)", ""
+        if self.truncated:
+            text += "\n… body truncated"
+        return [Block(f"Response {self.head()}", text, language)]
+
+    def markdown(self) -> str:
+        shown = {
+            "status": self.status,
+            "reason": self.reason,
+            "headers": self.headers,
+            "elapsed_ms": self.elapsed_ms,
+            "body": self.body,
+            "truncated": self.truncated,
+        }
+        return f"Response:\n\n{fence(_json(shown), 'json')}"
+
+    def capped(self) -> Self:
+        body, cut = _cut_head(self.body, SAVED_TEXT_LIMIT)
+        if not cut:
+            return self
+        # the parsed document of a body too long to keep is kept as (cut) text only
+        return self.model_copy(
+            update={"body": body, "truncated": True, "document": None, "is_json": False}
+        )
+
+
+class CommandArtifact(_Artifact):
+    """The command as it ran: where, with what limits (never the environment's values)."""
+
+    type: Literal["command"] = "command"
+    command: str
+    where: str = "this machine"
+    cwd: str = ""
+    timeout_s: float | None = None
+    env_names: list[str] = Field(default_factory=list)
+
+    def blocks(self) -> list[Block]:
+        return [Block("Command", "$ " + self.command, "bash")]
+
+    def markdown(self) -> str:
+        lines = [f"Command ({self.where}" + (f", in {self.cwd}" if self.cwd else "") + "):"]
+        lines += ["", fence(self.command, "bash")]
+        if self.env_names:
+            lines += ["", "Environment passed: " + ", ".join(f"`{n}`" for n in self.env_names)]
+        return "\n".join(lines)
+
+
+class OutputArtifact(_Artifact):
+    """A command's output: the tail, with counts of everything it printed."""
+
+    type: Literal["output"] = "output"
+    text: str = ""
+    lines_total: int = 0
+    bytes_total: int = 0
+    #: earlier output was dropped (only the tail is kept)
+    truncated: bool = False
+    exit_code: int | None = None
+    #: still running when this was saved (a checkpoint)
+    partial: bool = False
+
+    def title(self) -> str:
+        title = "Output"
+        if self.partial:
+            title += " so far"
+        if self.truncated:
+            title += f" (last part of {self.lines_total} lines)"
+        return title
+
+    def blocks(self) -> list[Block]:
+        return [Block(self.title(), self.text or "(no output)")]
+
+    def capped(self) -> Self:
+        text, cut = _cut_tail(self.text, SAVED_TEXT_LIMIT)
+        if not cut:
+            return self
+        newline = text.find("\n")
+        if 0 <= newline < 200:
+            text = text[newline + 1 :]  # start at a line boundary
+        return self.model_copy(update={"text": text, "truncated": True})
+
+
+class StatesArtifact(_Artifact):
+    """The states a followed job went through."""
+
+    type: Literal["states"] = "states"
+    states: list[str] = Field(default_factory=list)
+
+    def blocks(self) -> list[Block]:
+        return [Block("States", " → ".join(self.states) or "(none seen)")]
+
+    def markdown(self) -> str:
+        return "- States: " + (" → ".join(self.states) or "(none seen)")
+
+
+class MeasurementRow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phase: str
+    value: str = ""
+    message: str = ""
+    at: float = 0.0
+
+
+class MeasurementsArtifact(_Artifact):
+    """Every measurement of an analysis or a follow, with the verdict."""
+
+    type: Literal["measurements"] = "measurements"
+    title: str = "Measurements"
+    phase: str = ""
+    message: str = ""
+    rows: list[MeasurementRow] = Field(default_factory=list)
+    #: measurements dropped from the front (only the last SAVED_ROWS_LIMIT are kept)
+    dropped: int = 0
+
+    def _lines(self) -> list[str]:
+        lines = [f"#{n + 1 + self.dropped} +{row.at:.1f}s {row.phase}" for n, row in
+                 enumerate(self.rows)]
+        return [
+            line + (f" {row.value}" if row.value else "") + (f": {row.message}" if row.message
+                                                             else "")
+            for line, row in zip(lines, self.rows, strict=True)
+        ]
+
+    def blocks(self) -> list[Block]:
+        head = f"{self.title}: {self.phase}" + (f" ({self.message})" if self.message else "")
+        lines = self._lines()
+        if self.dropped:
+            lines.insert(0, f"… {self.dropped} earlier measurements not kept")
+        return [Block(head, "\n".join(lines) or "(none)")]
+
+    def markdown(self) -> str:
+        lines = [
+            f"{self.title}: **{self.phase}**" + (f" — {self.message}" if self.message else ""),
+            "",
+            "| # | at | phase | value | message |",
+            "|---|---|---|---|---|",
+        ]
+        for n, row in enumerate(self.rows, start=1 + self.dropped):
+            lines.append(
+                f"| {n} | +{row.at:.1f}s | {row.phase} | {_cell(row.value)} | "
+                f"{_cell(row.message)} |"
+            )
+        return "\n".join(lines)
+
+    def capped(self) -> Self:
+        if len(self.rows) <= SAVED_ROWS_LIMIT:
+            return self
+        extra = len(self.rows) - SAVED_ROWS_LIMIT
+        return self.model_copy(
+            update={"rows": self.rows[extra:], "dropped": self.dropped + extra}
+        )
+
+
+class TableArtifact(_Artifact):
+    type: Literal["table"] = "table"
+    title: str
+    columns: list[str]
+    rows: list[list[str]] = Field(default_factory=list)
+
+    def blocks(self) -> list[Block]:
+        widths = [
+            max([len(c), *(len(r[i]) for r in self.rows if i < len(r))])
+            for i, c in enumerate(self.columns)
+        ]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(self.columns, widths, strict=True))]
+        for row in self.rows:
+            lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)))
+        return [Block(self.title, "\n".join(line.rstrip() for line in lines))]
+
+    def markdown(self) -> str:
+        lines = [f"{self.title}:", "", "| " + " | ".join(self.columns) + " |"]
+        lines.append("|" + "---|" * len(self.columns))
+        lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in self.rows]
+        return "\n".join(lines)
+
+    def capped(self) -> Self:
+        if len(self.rows) <= SAVED_ROWS_LIMIT:
+            return self
+        return self.model_copy(update={"rows": self.rows[:SAVED_ROWS_LIMIT]})
+
+
+class KeyValuesArtifact(_Artifact):
+    type: Literal["keyvalues"] = "keyvalues"
+    title: str
+    items: list[tuple[str, str]] = Field(default_factory=list)
+
+    def blocks(self) -> list[Block]:
+        width = max((len(k) for k, _ in self.items), default=0)
+        return [Block(self.title, "\n".join(f"{k.ljust(width)}  {v}" for k, v in self.items))]
+
+    def markdown(self) -> str:
+        return f"{self.title}:\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.items)
+
+
+def _cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())
+
+
+Artifact = Annotated[
+    RequestArtifact
+    | ResponseArtifact
+    | CommandArtifact
+    | OutputArtifact
+    | StatesArtifact
+    | MeasurementsArtifact
+    | TableArtifact
+    | KeyValuesArtifact,
+    Field(discriminator="type"),
+]
+
+
+def redact_and_cap(artifact: Artifact, redact: Callable[[Any], Any]) -> Artifact:
+    """Redact every string (keys included), then cut to the saved size: in that order."""
+    return type(artifact).model_validate(redact(artifact.model_dump())).capped()

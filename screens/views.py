@@ -1,0 +1,202 @@
+"""What each step kind looks like in the console: its action preview and its dialogs.
+
+The UI side of the step-type registry (Textual's command providers are the
+model): a kind may register a :class:`StepView`; any kind without one gets the
+generic view, which shows the action the step type describes and asks every
+question with the dialog for its type. Nothing here runs or judges a step.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from textual.content import Content
+
+from opsconsole.operator import ApprovePlan, Choose, EnterText, TypeToConfirm
+
+from .dialogs import (
+    ChoiceDialog,
+    ConfirmStepDialog,
+    Dialog,
+    InputDialog,
+    ManualCheckDialog,
+    PlanDialog,
+    TypedConfirmDialog,
+)
+
+if TYPE_CHECKING:
+    from opsconsole.model import Step
+    from opsconsole.operator import Question, Reply
+    from opsconsole.session import RunSession
+
+__all__ = ["StepView", "register_view", "view_for"]
+
+
+def heading(text: str) -> Content:
+    return Content.assemble((text, "bold $text-primary"))
+
+
+def preview(session: RunSession, text: str) -> str:
+    """A template with the run's variables filled in and every secret as ***."""
+    from opsconsole.errors import TemplateError
+    from opsconsole.template import render
+
+    try:
+        return render(text, session.variables, lambda name: "***")
+    except TemplateError:
+        return text
+
+
+def request_content(request: dict[str, Any]) -> Content:
+    from textual.highlight import highlight
+
+    parts: list[str | Content | tuple[str, str]] = [
+        (str(request.get("method", "")), "bold"),
+        " ",
+        str(request.get("url", "")),
+    ]
+    for name, value in (request.get("headers") or {}).items():
+        parts += ["\n", (f"{name}: ", "$text-muted"), str(value)]
+    if request.get("params"):
+        parts += ["\n", ("params ", "$text-muted"), json.dumps(request["params"])]
+    if request.get("document") is not None:
+        text = json.dumps(request["document"], indent=2, ensure_ascii=False)
+        parts += ["\n", highlight(text, language="json")]
+    elif request.get("body"):
+        parts += ["\n", str(request["body"])]
+    return Content.assemble(*parts)
+
+
+class StepView:
+    """The generic view: the step type's own description of its action, generic dialogs."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        """What the step will do, before it runs or when it kept no artifacts."""
+        if step.needs_human:
+            return "", None
+        return "Action", Content(session.describe_action(step))
+
+    def pending_hint(self, step: Step) -> str:
+        if step.needs_human:
+            return "Not answered yet: enter to answer."
+        return "Not run yet: enter (or r) to run it."
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        if isinstance(question, TypeToConfirm):
+            return TypedConfirmDialog(step, question)
+        if isinstance(question, EnterText):
+            return InputDialog(step, question)
+        if isinstance(question, ApprovePlan):
+            return PlanDialog(step, question, session.environment.name)
+        if isinstance(question, Choose):
+            return ChoiceDialog(step, question)
+        raise TypeError(f"no dialog for {type(question).__name__}")
+
+
+class RequestView(StepView):
+    """http and trigger: the request as it will be sent (secrets as ***)."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        request = {
+            "method": spec.method,
+            "url": preview(session, spec.url),
+            "headers": {k: preview(session, str(v)) for k, v in spec.headers.items()},
+            "document": spec.json_body,
+        }
+        content = request_content(request)
+        follow = getattr(spec, "follow", None)
+        if follow is not None:
+            content = Content.assemble(
+                content,
+                "\n",
+                ("then follow ", "$text-muted"),
+                preview(session, follow.url),
+                ("\nuntil ", "$text-muted"),
+                f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
+            )
+        return "Request", content
+
+
+class CommandView(StepView):
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        command = spec.run if spec.plain else preview(session, spec.run)
+        return "Command", Content("$ " + command)
+
+    def pending_hint(self, step: Step) -> str:
+        if getattr(step.spec, "plain", False):
+            return "Not run: enter shows the exact command first; s skips it with a reason."
+        return super().pending_hint(step)
+
+
+class ManualView(StepView):
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        detail = getattr(step.spec, "detail", "")
+        return ("Check", Content(detail)) if detail else ("", None)
+
+    def pending_hint(self, step: Step) -> str:
+        return "Not checked yet: enter (or x) to answer."
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        if isinstance(question, Choose):
+            return ManualCheckDialog(step, question)
+        return super().dialog(session, step, question)
+
+
+class ConfirmView(StepView):
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        return "Question", Content(getattr(step.spec, "prompt", step.title))
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        if isinstance(question, Choose):
+            return ConfirmStepDialog(step, question)
+        return super().dialog(session, step, question)
+
+
+class InputView(StepView):
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        return "Question", Content(getattr(step.spec, "prompt", step.title))
+
+
+class GateView(StepView):
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        blockers = session.gate_blockers(step)
+        if not blockers:
+            return "Phase", Content("Every step of this phase passed or was skipped.")
+        names = ", ".join(s.title for s in blockers[:3]) + ("…" if len(blockers) > 3 else "")
+        return "Phase", Content(f"{len(blockers)} step(s) not passed yet: {names}")
+
+    def pending_hint(self, step: Step) -> str:
+        return "Not decided yet: enter (or g) for go / no-go."
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        from opsconsole.steps.gate import GateQuestion
+
+        from .gate import GateDialog
+
+        if isinstance(question, GateQuestion):
+            return GateDialog(step, question)
+        return super().dialog(session, step, question)
+
+
+_VIEWS: dict[str, StepView] = {
+    "http": RequestView(),
+    "trigger": RequestView(),
+    "command": CommandView(),
+    "manual": ManualView(),
+    "confirm": ConfirmView(),
+    "input": InputView(),
+    "gate": GateView(),
+}
+_GENERIC = StepView()
+
+
+def register_view(kind: str, view: StepView) -> None:
+    """Give a step kind its own look (a plugin's kind may; the generic view serves the rest)."""
+    _VIEWS[kind] = view
+
+
+def view_for(kind: str) -> StepView:
+    return _VIEWS.get(kind, _GENERIC)
