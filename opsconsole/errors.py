@@ -9,6 +9,7 @@ OpsConsoleError
 ├── SecretUnavailable   a secret could not be read from the keyring or the process environment
 ├── AuditUnavailable    the audit log cannot be written; mutating actions are refused (fail closed)
 ├── RunStateError       saved run state cannot be read or written
+├── UnsafePath          an output name would place a file outside its folder
 ├── TemplateError       a ``{{ name }}`` reference has no value at run time
 └── ConfirmationRequired  a mutating step in a protected environment was not confirmed
 """
@@ -26,6 +27,7 @@ __all__ = [
     "RunbookError",
     "SecretUnavailable",
     "TemplateError",
+    "UnsafePath",
 ]
 
 
@@ -57,6 +59,10 @@ class AuditUnavailable(OpsConsoleError):
 
 class RunStateError(OpsConsoleError):
     pass
+
+
+class UnsafePath(OpsConsoleError):
+    """An output name (from a runbook id, a run id) would leave its folder."""
 
 
 class TemplateError(OpsConsoleError):
