@@ -17,6 +17,7 @@ from opsconsole.errors import UnsafePath
 from opsconsole.evidence import evidence_path, write_evidence
 from opsconsole.files import inside
 from opsconsole.run import Run, RunStore
+from opsconsole.runlock import RunLock
 
 
 @pytest.fixture(params=[0o000, 0o022], ids=["umask-000", "umask-022"])
@@ -62,6 +63,7 @@ def test_everything_opsconsole_writes_in_a_state_dir_is_private(
     AuditLog(home / "sandbox" / "audit.jsonl").append("run.start", run=run.id)
     assert write_crash_log(RuntimeError("boom")) == home / "crash.log"
     write_evidence("# Evidence\n", evidence_path(session_for("rb"), home / "sandbox" / "evidence"))
+    RunLock.acquire(home, run.id).release()
 
     created = {str(path.relative_to(home)) for path in home.rglob("*")}
     assert {"crash.log", "runs", "sandbox/evidence", "sandbox/audit.jsonl"} <= created
