@@ -275,13 +275,26 @@ def verify(path: Path, anchor: AuditHead | None = None) -> AuditVerdict:
     return AuditVerdict(True, head.seq, head=head)
 
 
+_PROCESS_LOCKS: dict[Path, threading.Lock] = {}
+_PROCESS_LOCKS_GUARD = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    """One lock per log file in this process, shared by every AuditLog on it: flock keeps
+    processes apart, but on NFS it is emulated with POSIX locks, which a process never
+    conflicts with itself on."""
+    key = path.absolute()
+    with _PROCESS_LOCKS_GUARD:
+        return _PROCESS_LOCKS.setdefault(key, threading.Lock())
+
+
 class AuditLog:
     """Appends redacted, bounded, chained records; one writer at a time across processes."""
 
     def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = path
         self.redactor = redactor or Redactor()
-        self._lock = threading.Lock()
+        self._lock = _process_lock(path)
 
     def _unavailable(self, why: str) -> AuditUnavailable:
         return AuditUnavailable(
