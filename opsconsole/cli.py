@@ -107,6 +107,11 @@ def _parser() -> argparse.ArgumentParser:
         "verify", help="verify the hash chain; names the first bad record"
     )
     verify.add_argument("--log", type=Path, help="audit log file (default: <state>/audit.jsonl)")
+    verify.add_argument(
+        "--anchor",
+        metavar="HASH:SEQ",
+        help="a head kept elsewhere (evidence, ticket): the log must still contain it",
+    )
     return parser
 
 
@@ -249,23 +254,41 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
     return report.exit_code
 
 
-def cmd_audit_verify(log: Path | None) -> int:
-    """Verify one log, or by default every log opsconsole writes (real and sandbox)."""
-    from .audit import verify
+def cmd_audit_verify(log: Path | None, anchor: str | None = None) -> int:
+    """Verify one log, or by default every log opsconsole writes (real and sandbox).
 
-    paths = [log] if log else [state_dir() / "audit.jsonl", state_dir() / "sandbox" / "audit.jsonl"]
+    ``anchor`` (``HASH:SEQ``, from a run's evidence or an earlier verify) must still be
+    in the log: a log cut short since then fails. Without ``log`` it applies to the real
+    log only.
+    """
+    from .audit import AuditHead, verify
+
+    anchored: AuditHead | None = None
+    if anchor is not None:
+        try:
+            anchored = AuditHead.parse(anchor)
+        except ValueError as exc:
+            return _fail(str(exc))
+    if log:
+        paths = [log]
+    elif anchored is not None:
+        paths = [state_dir() / "audit.jsonl"]
+    else:
+        paths = [state_dir() / "audit.jsonl", state_dir() / "sandbox" / "audit.jsonl"]
     code = EXIT_OK
     for path in paths:
-        if log is None and not path.exists():
+        if log is None and anchored is None and not path.exists():
             continue
-        verdict = verify(path)
+        verdict = verify(path, anchored)
         if verdict.ok:
-            print(f"{path}: OK, {verdict.records} records, chain intact")
+            against = f", reaches anchor record {anchored.seq}" if anchored else ""
+            head = f"head {verdict.head}"
+            print(f"{path}: OK, {verdict.records} records, chain intact{against}; {head}")
             continue
         where = f"{path}:{verdict.line}" if verdict.line else str(path)
         print(f"{where}: {verdict.message} ({verdict.records} records verified before it)")
         code = EXIT_FAILED
-    if log is None and not any(path.exists() for path in paths):
+    if log is None and anchored is None and not any(path.exists() for path in paths):
         print(f"{state_dir()}: no audit log yet")
     return code
 
@@ -331,7 +354,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "check":
         return cmd_check(args, args.config, args.check_env or args.env)
     if args.verb == "audit":
-        return cmd_audit_verify(args.log)
+        return cmd_audit_verify(args.log, args.anchor)
     if args.verb == "demo":
         return cmd_demo(args.fault)
     if args.verb == "run":

@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from .config import state_dir
+from .files import append_private
 from .run import now_iso
 from .secrets import redact_everywhere
 
@@ -18,13 +19,11 @@ __all__ = ["crash_summary", "write_crash_log"]
 
 
 def write_crash_log(exc: BaseException) -> Path | None:
-    """Append the redacted traceback (no locals); None if even that cannot be written."""
+    """Append the redacted traceback (no locals) to a 0600 file; None if that cannot be done."""
     try:
         path = state_dir() / "crash.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = "".join(traceback.format_exception(exc))
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(f"--- {now_iso()}\n{redact_everywhere(text)}\n")
+        append_private(path, f"--- {now_iso()}\n{redact_everywhere(text)}\n")
         return path
     except OSError:
         return None

@@ -9,6 +9,9 @@ OpsConsoleError
 ├── SecretUnavailable   a secret could not be read from the keyring or the process environment
 ├── AuditUnavailable    the audit log cannot be written; mutating actions are refused (fail closed)
 ├── RunStateError       saved run state cannot be read or written
+│   ├── RunHeld         the run is open in another console (``holder`` says who)
+│   └── RunTakenOver    another console took this run over; this one is read-only now
+├── UnsafePath          an output name would place a file outside its folder
 ├── TemplateError       a ``{{ name }}`` reference has no value at run time
 └── StepRefused         a step cannot run now (another runs, an unknown outcome, a bad answer)
 """
@@ -16,16 +19,23 @@ OpsConsoleError
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runlock import Holder
 
 __all__ = [
     "AuditUnavailable",
     "ConfigError",
     "OpsConsoleError",
+    "RunHeld",
     "RunStateError",
+    "RunTakenOver",
     "RunbookError",
     "SecretUnavailable",
     "StepRefused",
     "TemplateError",
+    "UnsafePath",
 ]
 
 
@@ -57,6 +67,32 @@ class AuditUnavailable(OpsConsoleError):
 
 class RunStateError(OpsConsoleError):
     pass
+
+
+class RunHeld(RunStateError):
+    """Another live console holds the run; it can be opened read-only or taken over."""
+
+    def __init__(self, run_id: str, holder: Holder) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        super().__init__(
+            f"run {run_id} is open in another console: {holder.who} ({holder.status}). "
+            "Open it read-only, or take it over if that console is gone."
+        )
+
+
+class RunTakenOver(RunStateError):
+    """This console lost its run to a take-over; it must stop writing."""
+
+    def __init__(self, run_id: str, holder: Holder | None) -> None:
+        self.run_id = run_id
+        self.holder = holder
+        by = f"by {holder.who_at}" if holder is not None else "by another console (lock removed)"
+        super().__init__(f"this run was taken over {by}: read-only now")
+
+
+class UnsafePath(OpsConsoleError):
+    """An output name (from a runbook id, a run id) would leave its folder."""
 
 
 class TemplateError(OpsConsoleError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .files import inside
 from .run import Attempt, StepResult, StepStatus, atomic_write, now_iso
 
 if TYPE_CHECKING:
@@ -118,7 +119,8 @@ def render_evidence(session: RunSession) -> str:
 
 
 def evidence_path(session: RunSession, directory: Path) -> Path:
-    return directory / f"evidence-{session.run.runbook_id}-{session.run.id}.md"
+    """Where the report goes; UnsafePath when an id would place it outside ``directory``."""
+    return inside(directory, f"evidence-{session.run.runbook_id}-{session.run.id}.md")
 
 
 def export_evidence(session: RunSession, directory: Path) -> Path:

@@ -8,9 +8,7 @@ through the redactor first; secret captures are never saved.
 from __future__ import annotations
 
 import json
-import os
 import secrets as _random
-import tempfile
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -20,6 +18,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .artifacts import Artifact
 from .errors import RunStateError
+from .files import atomic_write as atomic_write  # moved to files.py; still importable here
+from .files import inside
 
 __all__ = [
     "CLEARED",
@@ -180,28 +180,6 @@ class Run(BaseModel):
         return counts
 
 
-def atomic_write(path: Path, data: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class RunStore:
     """Saved runs, one JSON file each under ``<state>/runs/``."""
 
@@ -209,7 +187,7 @@ class RunStore:
         self.root = root / "runs"
 
     def path(self, run_id: str) -> Path:
-        return self.root / f"{run_id}.json"
+        return inside(self.root, f"{run_id}.json")
 
     def save(self, run: Run) -> None:
         run.updated_at = now_iso()
@@ -229,7 +207,7 @@ class RunStore:
 
     def runs(self) -> list[Run]:
         """Every readable saved run, newest first (unreadable files are skipped)."""
-        runs = []
+        runs: list[Run] = []
         if not self.root.is_dir():
             return runs
         for path in self.root.glob("*.json"):
