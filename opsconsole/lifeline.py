@@ -23,7 +23,10 @@ group (opsconsole's SIGTERM on timeout) reach the command directly; the guard
 notes them and keeps waiting, so the status it reports is the command's own.
 
 Standard library only, and run with ``-I -S``: nothing from the command's
-environment (``PYTHONPATH``, ``PYTHONSTARTUP``) or site-packages is loaded.
+environment (``PYTHONPATH``, ``PYTHONSTARTUP``) or site-packages is loaded. It
+starts with every command, so it imports only what is cheap: ``_signal`` rather
+than ``signal`` (which only adds enums, and importing ``enum`` doubled the
+guard's start-up), and ``typing`` not at all.
 """
 
 from __future__ import annotations
@@ -31,10 +34,15 @@ from __future__ import annotations
 import errno
 import os
 import select
-import signal
 import sys
 import time
-from typing import NoReturn
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+    from typing import NoReturn
+else:
+    import _signal as signal
 
 #: signals opsconsole (or anyone) sends to the whole group: they are for the command
 _GROUP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT)

@@ -274,24 +274,36 @@ async def test_a_failing_output_consumer_stops_the_command_and_is_raised() -> No
 
 PARENT_SCRIPT = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, sys, threading
     from opsconsole.process import child_environment, install_hangup_handlers, run_bounded
 
-    if sys.argv[1] == "handlers":
+    mode, command, grace = sys.argv[1], sys.argv[2], float(sys.argv[3])
+    if mode != "no-handlers":
         install_hangup_handlers()
-    command = sys.argv[2]
+    ready = threading.Event()
 
     def show(line):
         print(line, flush=True)
+        if line == "ready":
+            ready.set()
 
-    # a long grace: only the hang-up handler (2 s), not the lifeline guard, can stop it in time
-    asyncio.run(run_bounded(
-        ["/bin/bash", "-c", command], env=child_environment(), timeout=600, on_output=show,
-        grace=float(sys.argv[3]),
-    ))
+    def run():
+        asyncio.run(run_bounded(
+            ["/bin/bash", "-c", command], env=child_environment(), timeout=600, on_output=show,
+            grace=grace,
+        ))
+
+    if mode == "exit-while-running":  # a step still runs in a thread when opsconsole exits
+        threading.Thread(target=run, daemon=True).start()
+        ready.wait(60)
+        sys.stdin.readline()
+        sys.exit(0)
+    run()
     """
 )
 STUBBORN = PRINT_PGRP + "trap '' TERM; sleep 300 & echo ready; sleep 301"
+#: a grace the lifeline guard would wait before SIGKILL: only the handlers can stop it sooner
+LONG_GRACE = 300
 
 
 def start_parent(tmp_path: Path, mode: str, grace: float) -> tuple[subprocess.Popen[bytes], int]:
@@ -300,6 +312,7 @@ def start_parent(tmp_path: Path, mode: str, grace: float) -> tuple[subprocess.Po
     script.write_text(PARENT_SCRIPT)
     parent = subprocess.Popen(
         [sys.executable, str(script), mode, STUBBORN, str(grace)],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -319,22 +332,38 @@ def start_parent(tmp_path: Path, mode: str, grace: float) -> tuple[subprocess.Po
     return parent, pgid
 
 
-def test_sighup_to_opsconsole_stops_the_child_before_it_exits(tmp_path: Path) -> None:
-    parent, pgid = start_parent(tmp_path, "handlers", grace=300)
-    parent.send_signal(signal.SIGHUP)
-    assert parent.wait(timeout=60) == -signal.SIGHUP, "it should still die of SIGHUP"
-    assert parent.stdout is not None
-    parent.stdout.close()
-    # checked at once: the lifeline guard alone would wait its 300 s grace first
+def finish(parent: subprocess.Popen[bytes]) -> int:
+    code = parent.wait(timeout=60)
+    for pipe in (parent.stdin, parent.stdout):
+        if pipe is not None:
+            pipe.close()
+    return code
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM], ids=["SIGHUP", "SIGTERM"])
+def test_a_hangup_stops_the_child_before_opsconsole_exits(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    parent, pgid = start_parent(tmp_path, "handlers", grace=LONG_GRACE)
+    parent.send_signal(signum)
+    assert finish(parent) == -signum, "opsconsole should still die of the signal"
+    # checked at once: the lifeline guard alone would wait LONG_GRACE before SIGKILL
+    assert live_members(pgid) == [], "opsconsole exited but its child still runs"
+
+
+def test_exiting_while_a_step_runs_in_a_thread_stops_the_child(tmp_path: Path) -> None:
+    parent, pgid = start_parent(tmp_path, "exit-while-running", grace=LONG_GRACE)
+    assert parent.stdin is not None
+    parent.stdin.write(b"exit\n")
+    parent.stdin.flush()
+    assert finish(parent) == 0
     assert live_members(pgid) == [], "opsconsole exited but its child still runs"
 
 
 def test_a_sigkilled_opsconsole_still_takes_the_child_with_it(tmp_path: Path) -> None:
     parent, pgid = start_parent(tmp_path, "no-handlers", grace=0.3)
     parent.kill()
-    parent.wait(timeout=60)
-    assert parent.stdout is not None
-    parent.stdout.close()
+    finish(parent)
     wait_until(lambda: not live_members(pgid), "the orphaned group to be stopped")
 
 
