@@ -327,6 +327,9 @@ class OpsConsoleApp(App[int]):
 
 def run_console(settings: ConsoleSettings) -> int:
     """Run the console until the operator quits; returns the process exit code."""
+    from opsconsole.process import install_hangup_handlers
+
+    install_hangup_handlers()  # an SSH drop stops the children of a running step
     app = OpsConsoleApp(settings)
     app.run()
     return app.return_code if app.return_code is not None else 0

@@ -9,6 +9,7 @@ unattended run and the simulated operator never approve).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -176,11 +177,14 @@ class CommandStep(StepType[CommandSpec]):
         assertions = evaluate_command(
             spec.expect, code, result.output, spec.exit_codes, timed_out=timed_out
         )
-        summary = f"exit {code}{exit_meaning(code, spec.exit_codes)} in " + (
-            f"{result.duration_ms / 1000:.1f}s"
-        )
+        took = f"{result.duration_ms / 1000:.1f}s"
+        summary = f"exit {code}{exit_meaning(code, spec.exit_codes)} in {took}"
+        if result.signal is not None:
+            summary = f"killed by {signal.Signals(result.signal).name} after {took}"
         if result.timed_out:
             summary = result.stopped or f"stopped after {spec.timeout:g}s"
+        elif result.stopped:
+            summary += f"; {result.stopped}"
         out = OutputArtifact(
             text=result.output,
             lines_total=result.lines_total,
