@@ -139,6 +139,8 @@ class ResponseArtifact(_Artifact):
     is_json: bool = False
     document: Any = None
     json_error: str | None = None
+    #: what the operator should know about the body (cut at the read cap, ...)
+    notice: str | None = None
 
     def head(self) -> str:
         return f"{self.status} {self.reason}".strip() + f" · {self.elapsed_ms:.0f} ms"
@@ -149,7 +151,7 @@ class ResponseArtifact(_Artifact):
         else:
             text, language = self.body or "(empty body)", ""
         if self.truncated:
-            text += "\n… body truncated"
+            text += "\n… " + (self.notice or "body truncated")
         return [Block(f"Response {self.head()}", text, language)]
 
     def markdown(self) -> str:

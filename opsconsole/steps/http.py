@@ -165,6 +165,7 @@ async def exchange(
         is_json=record.is_json,
         document=record.json,
         json_error=record.json_error,
+        notice=record.notice,
     )
     return request, response, None, True
 
