@@ -25,6 +25,7 @@ import os
 import re
 import threading
 import weakref
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, quote_plus
@@ -82,6 +83,9 @@ class Secret:
 # -- the encoded forms of a secret ------------------------------------------------------
 
 _PERCENT_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+#: joins the strings of a structure so one pass searches them all; a match that spans
+#: two strings only makes both be redacted one by one, which is exact
+_JOIN = "\x00"
 
 
 def _base64_middles(data: bytes, encode: Any) -> set[str]:
@@ -154,7 +158,7 @@ class _Matcher:
                 anchors.setdefault(tail[:PREFIX_LENGTH], set()).add(tail)
         self.seeds = sorted(anchors)
         self.anchors = [sorted(anchors[seed], key=len, reverse=True) for seed in self.seeds]
-        self.patterns = self.seeds + sorted(exact - set(self.seeds))
+        self.patterns = self.seeds + sorted(exact)
         self.automaton: AhoCorasick | None = AhoCorasick(self.patterns) if self.patterns else None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -192,6 +196,29 @@ def _extent(text: str, at: int, anchor: str) -> int:
         else:
             high = middle - 1
     return low
+
+
+def _collect(obj: Any, strings: list[str], sizes: dict[int, tuple[int, bool]]) -> bool:
+    """Gather the strings of a structure in walk order and, per container, how many
+    strings it holds and whether a :class:`Secret` is inside; True if one is."""
+    if isinstance(obj, str):
+        strings.append(obj)
+        return False
+    if isinstance(obj, Secret):
+        return True
+    first = len(strings)
+    found = False
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            found = _collect(key, strings, sizes) or found
+            found = _collect(value, strings, sizes) or found
+    elif isinstance(obj, list | tuple | set | frozenset):
+        for item in obj:
+            found = _collect(item, strings, sizes) or found
+    else:
+        return False
+    sizes[id(obj)] = (len(strings) - first, found)
+    return found
 
 
 _LIVE_REDACTORS: weakref.WeakSet[Redactor] = weakref.WeakSet()
@@ -265,19 +292,56 @@ class Redactor:
         return "".join(parts)
 
     def redact_obj(self, obj: Any) -> Any:
-        """Redact every string in nested dicts (keys too), lists, tuples and sets."""
+        """Redact every string in nested dicts (keys too), lists, tuples and sets.
+
+        Never modifies ``obj``: returns it itself when nothing in it needs masking,
+        otherwise a copy that shares the parts that needed nothing. All strings are
+        searched in one pass.
+        """
+        strings: list[str] = []
+        sizes: dict[int, tuple[int, bool]] = {}
+        has_secret_object = _collect(obj, strings, sizes)
+        hits: set[int] = set()
+        if self._raw and strings:
+            starts = []
+            offset = 0
+            for text in strings:
+                starts.append(offset)
+                offset += len(text) + len(_JOIN)
+            for start, end in self._current().spans(_JOIN.join(strings)):
+                first = bisect_right(starts, start) - 1
+                last = bisect_right(starts, end - 1) - 1
+                hits.update(range(first, last + 1))
+        if not hits and not has_secret_object:
+            return obj
+        return self._rebuild(obj, 0, sorted(hits), sizes)[0]
+
+    def _rebuild(
+        self, obj: Any, at: int, hits: list[int], sizes: dict[int, tuple[int, bool]]
+    ) -> tuple[Any, int]:
+        """(redacted ``obj``, index of the next string); ``at`` is its first string's index."""
         if isinstance(obj, str):
-            redacted = self.redact(obj)
-            return obj if redacted == obj else redacted  # keeps str enums as they are
-        if isinstance(obj, dict):
-            return {self.redact_obj(k): self.redact_obj(v) for k, v in obj.items()}
-        if isinstance(obj, list):
-            return [self.redact_obj(item) for item in obj]
-        if isinstance(obj, tuple | set | frozenset):
-            return type(obj)(self.redact_obj(item) for item in obj)
+            hit = bisect_left(hits, at) < len(hits) and hits[bisect_left(hits, at)] == at
+            return (self.redact(obj) if hit else obj), at + 1
         if isinstance(obj, Secret):
-            return MASK
-        return obj
+            return MASK, at
+        if id(obj) not in sizes:
+            return obj, at
+        size, secret_inside = sizes[id(obj)]
+        following = bisect_left(hits, at)
+        if not secret_inside and (following == len(hits) or hits[following] >= at + size):
+            return obj, at + size  # nothing to mask in here: shared, not copied
+        if isinstance(obj, dict):
+            out = {}
+            for key, value in obj.items():
+                new_key, at = self._rebuild(key, at, hits, sizes)
+                out[new_key], at = self._rebuild(value, at, hits, sizes)
+            return out, at
+        items = []
+        for item in obj:
+            new_item, at = self._rebuild(item, at, hits, sizes)
+            items.append(new_item)
+        return (items if isinstance(obj, list) else type(obj)(items)), at
 
     def contains_secret(self, text: str) -> bool:
         return bool(self._raw) and bool(self._current().spans(text))

@@ -200,6 +200,8 @@ def test_redact_obj_covers_keys_tuples_sets_and_nested_dumps() -> None:
         "secret": "***",
     }
     assert_no_leak(repr(redacted), value)
+    clean = {"a": ["b", ("c",)]}
+    assert redactor.redact_obj(clean) is clean  # nothing to mask: no copy
 
 
 # -- secrets are an allowlist per environment ----------------------------------------------
