@@ -11,9 +11,9 @@ audit, evidence and saved run state all pass through :meth:`Redactor.redact`.
 
 The redactor masks each secret in every form it leaked in practice (URL, JSON,
 hex and base64 encodings, base64 of a longer string that embeds it) and any
-8-character or longer *prefix* of any of those forms, or run of the raw secret,
-so text that someone else cut (a server that truncates a token) is still
-masked. :class:`SecretPolicy` decides which hosts may receive a secret.
+8-character or longer *prefix* of any of those forms (and 8 or more characters
+that end the raw secret), so text that someone else cut (a server that
+truncates a token) is still masked. :class:`SecretPolicy` decides which hosts may receive a secret.
 """
 
 from __future__ import annotations
@@ -54,8 +54,8 @@ __all__ = [
 MASK = "***"
 #: shorter values would mask ordinary words; such secrets are refused at registration
 MIN_SECRET_LENGTH = 4
-#: no run of this many characters that starts a secret's form (or sits anywhere in the
-#: raw secret) is ever written; shorter fragments are too common to mask
+#: no run of this many characters that starts a secret's form (or ends the raw secret)
+#: is ever written; shorter fragments are too common to mask
 PREFIX_LENGTH = 8
 
 
@@ -136,10 +136,11 @@ def secret_forms(value: str) -> set[str]:
 class _Matcher:
     """One Aho–Corasick automaton over every secret's seeds.
 
-    A *seed* is the first :data:`PREFIX_LENGTH` characters of an *anchor* (a form,
-    or the raw secret from some offset on). Where a seed occurs, the text is
-    masked as far as it keeps following the longest anchor that starts with that
-    seed; forms shorter than a seed are matched whole.
+    A *seed* is the first :data:`PREFIX_LENGTH` characters of a form. Where a seed
+    occurs, the text is masked as far as it keeps following the longest form that
+    starts with that seed. Matched whole: forms shorter than a seed, and every
+    ending of the raw secret of 8 or more characters (only whole endings: a run
+    from the middle of a URL-shaped secret, such as ``.com/api``, is common text).
     """
 
     def __init__(self, forms: set[str], raw_values: set[str]) -> None:
@@ -153,9 +154,7 @@ class _Matcher:
             else:
                 exact.add(form)
         for raw in raw_values:  # a cut that kept the end of a secret is a leak too
-            for start in range(1, len(raw) - PREFIX_LENGTH + 1):
-                tail = raw[start:]
-                anchors.setdefault(tail[:PREFIX_LENGTH], set()).add(tail)
+            exact.update(raw[start:] for start in range(1, len(raw) - PREFIX_LENGTH + 1))
         self.seeds = sorted(anchors)
         self.anchors = [sorted(anchors[seed], key=len, reverse=True) for seed in self.seeds]
         self.patterns = self.seeds + sorted(exact)
@@ -235,8 +234,8 @@ class Redactor:
     """Replaces every registered secret, in any of its forms or cut short, with ``***``.
 
     What is masked, for each registered value: every form from :func:`secret_forms`,
-    any prefix of :data:`PREFIX_LENGTH` (8) or more characters of each form, and any
-    run of 8 or more consecutive characters of the raw value. A value shorter than
+    any prefix of :data:`PREFIX_LENGTH` (8) or more characters of each form, and the
+    last 8 or more characters of the raw value. A value shorter than
     8 characters is masked whole (its longer encodings still by 8-character
     prefixes); values shorter than :data:`MIN_SECRET_LENGTH` are refused.
     """

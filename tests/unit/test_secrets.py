@@ -367,3 +367,14 @@ async def test_no_keyring_backend_says_so_and_points_to_environment_variables() 
     assert "no keyring backend is available" in message
     assert "$OPSCONSOLE_SECRET_OPS_KEY" in message
     assert "not found" not in message
+
+
+def test_url_shaped_secret_masks_its_prefixes_and_endings_not_its_middle() -> None:
+    value = "https://hooks.example.test/services/" + random.token_urlsafe(24)
+    redactor = Redactor()
+    redactor.register(value)
+    # the price of the prefix rule: any text that starts like the secret for 8+ characters
+    assert redactor.redact("see https://docs.example.test/") == "see ***docs.example.test/"
+    # a run from the middle is common text and stays; the end of the secret does not
+    assert redactor.redact("GET /services/ ok") == "GET /services/ ok"
+    assert redactor.redact(f"…{value[-12:]}") == "…***"
