@@ -176,10 +176,15 @@ _HEREDOC = re.compile(r"<<(-?)[ \t]*((?:[^\s;&|<>()'\"\\]|\\.|'[^']*'|\"[^\"]*\"
 
 def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
     """Where each reference sits in the command: plain, single, double, ansi, backtick,
-    param (inside ``${ }``), escaped, heredoc or quoted-heredoc. A small POSIX/bash lexer over the template's text."""
+    param (inside ``${ }``), escaped, heredoc or quoted-heredoc.
+
+    A small POSIX/bash lexer over the template's own text (the values are not
+    looked at): quotes, ``$( )`` with its parentheses and ``case`` patterns,
+    backticks, comments, here-strings and here-documents."""
     spots: list[str] = []
-    # frames: [kind, paren depth]; kinds: top, subst ($( )), backtick, single, double, ansi
-    stack: list[list[Any]] = [["top", 0]]
+    # frames: [kind, paren or brace depth, open case statements]; kinds: top, subst ($( )),
+    # backtick, single, double, ansi, param (${ })
+    stack: list[list[Any]] = [["top", 0, 0]]
     pending: list[tuple[str, bool, bool]] = []  # here-documents opened on this line
     i, size = 0, len(text)
 
@@ -214,7 +219,7 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
                     stack.pop()
             i += 1
         elif text.startswith("${", i) and kind not in {"single", "ansi"}:
-            stack.append(["param", 0])
+            stack.append(["param", 0, 0])
             i += 2
         elif kind == "single":
             if char == "'":
@@ -234,10 +239,10 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
                 stack.pop()
                 i += 1
             elif text.startswith("$(", i):
-                stack.append(["subst", 0])
+                stack.append(["subst", 0, 0])
                 i += 2
             elif char == "`":
-                stack.append(["backtick", 0])
+                stack.append(["backtick", 0, 0])
                 i += 1
             else:
                 i += 1
@@ -245,22 +250,22 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
             if char == "\\":
                 i = escape_at(i)
             elif char == "'":
-                stack.append(["single", 0])
+                stack.append(["single", 0, 0])
                 i += 1
             elif text.startswith("$'", i):
-                stack.append(["ansi", 0])
+                stack.append(["ansi", 0, 0])
                 i += 2
             elif text.startswith('$"', i) or char == '"':
-                stack.append(["double", 0])
+                stack.append(["double", 0, 0])
                 i += 2 if char == "$" else 1
             elif text.startswith("$(", i):
-                stack.append(["subst", 0])
+                stack.append(["subst", 0, 0])
                 i += 2
             elif char == "`":
                 if kind == "backtick":
                     stack.pop()
                 else:
-                    stack.append(["backtick", 0])
+                    stack.append(["backtick", 0, 0])
                 i += 1
             elif char == "(" and kind == "subst":
                 stack[-1][1] += 1
@@ -268,20 +273,32 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
             elif char == ")" and kind == "subst":
                 if stack[-1][1]:
                     stack[-1][1] -= 1
-                else:
+                elif not stack[-1][2]:  # inside case ... esac a ")" ends a pattern
                     stack.pop()
                 i += 1
+            elif kind == "subst" and _keyword_at(text, i, "case"):
+                stack[-1][2] += 1
+                i += 4
+            elif kind == "subst" and _keyword_at(text, i, "esac"):
+                stack[-1][2] = max(0, stack[-1][2] - 1)
+                i += 4
             elif char == "#" and (i == 0 or text[i - 1] in _WORD_BREAK):
                 end = text.find("\n", i)  # references in a comment are quoted as plain
                 i = size if end < 0 else end
-            elif text.startswith("<<", i) and not text.startswith("<<<", i):
+            elif text.startswith("<<<", i):
+                i += 3  # a here-string: its word is an ordinary word
+            elif text.startswith("<<", i):
                 opened = _HEREDOC.match(text, i)
-                if opened is None:
-                    i += 2
-                    continue
-                word = opened.group(2)
-                quoted = any(c in word for c in "'\"\\")
+                word = opened.group(2) if opened else ""
                 delimiter = re.sub(r"\\(.)", r"\1", word).replace("'", "").replace('"', "")
+                if (
+                    opened is None
+                    or any(i <= start < opened.end() for start, _ in spans)
+                    or not _has_line(text, opened.end(), delimiter, bool(opened.group(1)))
+                ):
+                    i += 2  # not a here-document (an arithmetic shift, say)
+                    continue
+                quoted = any(c in word for c in "'\"\\")
                 pending.append((delimiter, bool(opened.group(1)), quoted))
                 i = opened.end()
             elif char == "\n" and pending:
@@ -292,6 +309,23 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
     while len(spots) < len(spans):  # pragma: no cover - every span is reached above
         spots.append("plain")
     return spots
+
+
+def _keyword_at(text: str, at: int, word: str) -> bool:
+    end = at + len(word)
+    return (
+        text.startswith(word, at)
+        and (at == 0 or text[at - 1] in _WORD_BREAK)
+        and (end == len(text) or text[end] in _WORD_BREAK)
+    )
+
+
+def _has_line(text: str, at: int, delimiter: str, strip_tabs: bool) -> bool:
+    """Whether a line after ``at`` closes a here-document with ``delimiter``."""
+    for line in text[at:].split("\n")[1:]:
+        if (line.lstrip("\t") if strip_tabs else line) == delimiter:
+            return True
+    return False
 
 
 def _skip_heredocs(

@@ -38,6 +38,11 @@ SHELL_TEMPLATES = [
     "cat <<EOF\n{{ id }}\nEOF",
     "cat <<-'EOF'\n{{ id }}\n\tEOF",
     "# a comment that doesn't close its quote: {{ id }}\nprintf '%s\\n' {{ id }}",
+    "cat <<< \"{{ id }}\"",
+    "echo $(( 1 << 2 )) >/dev/null; printf '%s\\n' \"{{ id }}\"",
+    "printf '%s\\n' \"$(case a in a) printf '%s' {{ id }};; esac)\"",
+    "printf '%s\\n' \"$(case a in (a) printf '%s' \"{{ id }}\";; esac)\"",
+    "f() { cat <<EOF\n{{ id }}\nEOF\n}; f",
 ]
 
 
