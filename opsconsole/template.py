@@ -175,8 +175,8 @@ _HEREDOC = re.compile(r"<<(-?)[ \t]*((?:[^\s;&|<>()'\"\\]|\\.|'[^']*'|\"[^\"]*\"
 
 
 def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
-    """Where each reference sits in the command: plain, single, double, ansi, backtick,
-    param (inside ``${ }``), escaped, heredoc or quoted-heredoc.
+    """Where each reference sits in the command: plain, comment, single, double, ansi,
+    backtick, param (inside ``${ }``), escaped, heredoc or quoted-heredoc.
 
     A small POSIX/bash lexer over the template's own text (the values are not
     looked at): quotes, ``$( )`` with its parentheses and ``case`` patterns,
@@ -283,8 +283,12 @@ def _shell_spots(text: str, spans: list[tuple[int, int]]) -> list[str]:
                 stack[-1][2] = max(0, stack[-1][2] - 1)
                 i += 4
             elif char == "#" and (i == 0 or text[i - 1] in _WORD_BREAK):
-                end = text.find("\n", i)  # references in a comment are quoted as plain
-                i = size if end < 0 else end
+                end = text.find("\n", i)
+                end = size if end < 0 else end
+                while len(spots) < len(spans) and spans[len(spots)][0] < end:
+                    spots.append("comment")
+                    end = max(end, spans[len(spots) - 1][1])
+                i = end
             elif text.startswith("<<<", i):
                 i += 3  # a here-string: its word is an ordinary word
             elif text.startswith("<<", i):
@@ -355,6 +359,8 @@ def _skip_heredocs(
 def _quote_for_shell(value: str, spot: str, reference: str) -> str:
     if spot == "plain":
         return shlex.quote(value)
+    if spot == "comment":  # a line break would end the comment: the rest would run
+        return value.replace("\n", "\\n")
     if spot == "double":
         return re.sub(r'([\\$`"])', r"\\\1", value)
     if spot == "single":

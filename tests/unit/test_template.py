@@ -38,7 +38,7 @@ SHELL_TEMPLATES = [
     "cat <<EOF\n{{ id }}\nEOF",
     "cat <<-'EOF'\n{{ id }}\n\tEOF",
     "# a comment that doesn't close its quote: {{ id }}\nprintf '%s\\n' {{ id }}",
-    "cat <<< \"{{ id }}\"",
+    'cat <<< "{{ id }}"',
     "echo $(( 1 << 2 )) >/dev/null; printf '%s\\n' \"{{ id }}\"",
     "printf '%s\\n' \"$(case a in a) printf '%s' {{ id }};; esac)\"",
     "printf '%s\\n' \"$(case a in (a) printf '%s' \"{{ id }}\";; esac)\"",
@@ -66,6 +66,12 @@ def test_a_value_with_a_line_break_stays_one_value_outside_heredocs(tmp_path: Pa
     for template in SHELL_TEMPLATES[:4]:
         done = run_bash(render(template, {"id": value}, context="shell"), tmp_path)
         assert done.stdout == value + "\n"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_line_break_cannot_end_a_comment_early(tmp_path: Path) -> None:
+    command = render("# job {{ id }}\nprintf 'ok\\n'", {"id": "x\ntouch pwned #"}, context="shell")
+    assert run_bash(command, tmp_path).stdout == "ok\n"
     assert not (tmp_path / "pwned").exists()
 
 
