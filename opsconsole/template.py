@@ -342,7 +342,7 @@ def _skip_heredocs(
     """Walk the bodies of the here-documents opened on the previous line; return where
     the command goes on. References inside a body get a heredoc spot."""
     for delimiter, strip_tabs, quoted in pending:
-        spot = "quoted-heredoc" if quoted else "heredoc"
+        spot = ("quoted-heredoc:" if quoted else "heredoc:") + delimiter
         while i < len(text):
             end = text.find("\n", i)
             end = len(text) if end < 0 else end
@@ -381,12 +381,13 @@ def _quote_for_shell(value: str, spot: str, reference: str) -> str:
         raise TemplateError(
             f"{reference} is inside backticks, where it cannot be quoted safely: use $( ) instead"
         )
-    if "\n" in value:
+    kind, _, delimiter = spot.partition(":")
+    if "\n" in value or (delimiter and delimiter in value):
         raise TemplateError(
-            f"the value of {reference} has a line break, which could end the here-document "
-            "early; pass it with env: instead"
+            f"the value of {reference} has a line break or the word {delimiter}, which could "
+            "end the here-document early; pass it with env: instead"
         )
-    if spot == "heredoc":
+    if kind == "heredoc":
         return re.sub(r"([\\$`])", r"\\\1", value)
     return value  # quoted-heredoc: nothing in it is expanded
 

@@ -95,6 +95,7 @@ def test_raw_reference_is_the_authors_piece_of_command(tmp_path: Path) -> None:
         ('echo "\\{{ id }}"', "x", "backslash right before"),
         ("cat <<EOF\n{{ id }}\nEOF", "x\nEOF\ntouch pwned", "line break"),
         ("cat <<'EOF'\n{{ id }}\nEOF", "x\nEOF\ntouch pwned", "line break"),
+        ("cat <<END\n{{ id }}\ntouch done\nEND", "END", "the word END"),
     ],
 )
 def test_spots_that_cannot_be_quoted_safely_are_refused(
