@@ -378,3 +378,15 @@ def test_url_shaped_secret_masks_its_prefixes_and_endings_not_its_middle() -> No
     # a run from the middle is common text and stays; the end of the secret does not
     assert redactor.redact("GET /services/ ok") == "GET /services/ ok"
     assert redactor.redact(f"…{value[-12:]}") == "…***"
+
+
+def test_leak_helper_finds_every_form_and_never_shows_the_value(tmp_path: Path) -> None:
+    value = awkward_secret()
+    for form in encoded_forms(value):
+        for leaked in (form, form[:8]):
+            (tmp_path / "state.json").write_text(f'{{"detail": "{leaked}"}}')
+            with pytest.raises(AssertionError) as caught:
+                assert_no_leak(tmp_path, value)
+            assert value not in str(caught.value) and value[:8] not in str(caught.value)
+    (tmp_path / "state.json").write_text('{"detail": "***"}')
+    assert_no_leak(tmp_path, value)

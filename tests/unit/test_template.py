@@ -175,6 +175,8 @@ def test_json_bodies_keep_values_as_data() -> None:
         '$(x) "quoted" \\': ['$(x) "quoted" \\', 3, None],
     }
     assert secrets_used({"h": ["{{ secrets.a }}"], "{{ secrets.b }}": "{{ c }}"}) == {"a", "b"}
+    # one pass: a value that looks like a reference stays text, it never reaches a secret
+    assert render("{{ id }}", {"id": "{{ secrets.k }}"}, lambda name: "SECRET") == "{{ secrets.k }}"
 
 
 _CATASTROPHIC = """
