@@ -157,7 +157,8 @@ class _Matcher:
             exact.update(raw[start:] for start in range(1, len(raw) - PREFIX_LENGTH + 1))
         self.seeds = sorted(anchors)
         self.anchors = [sorted(anchors[seed], key=len, reverse=True) for seed in self.seeds]
-        self.patterns = self.seeds + sorted(exact)
+        # an 8-character ending that is also a seed is covered by the seed's match
+        self.patterns = self.seeds + sorted(exact - anchors.keys())
         self.automaton: AhoCorasick | None = AhoCorasick(self.patterns) if self.patterns else None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
