@@ -11,6 +11,8 @@ One TOML file (``--config``, ``$OPSCONSOLE_CONFIG`` or the platform config dir):
     secrets = ["ops_key"]                    # looked up in keyring / $OPSCONSOLE_SECRET_OPS_KEY
     [environments.staging.variables]
     base_url = "https://staging.example.internal"
+    [environments.staging.secret_hosts]      # optional: who may receive each secret
+    ops_key = ["staging.example.internal:443", "*.example.internal"]
 
 Run state and the audit log live under ``$OPSCONSOLE_HOME`` or the platform
 state dir.
@@ -38,7 +40,13 @@ class Environment:
     description: str = ""
     protected: bool = False
     variables: dict[str, str] = field(default_factory=dict)
+    #: the only secret names a runbook may use in this environment
     secrets: list[str] = field(default_factory=list)
+    #: secret name -> hosts it may be sent to (``host:port``, ``host``, ``*.domain``);
+    #: a secret without an entry goes only to the hosts of the URL variables
+    secret_hosts: dict[str, list[str]] = field(default_factory=dict)
+    #: the config file this environment was read from, for messages
+    origin: str = ""
 
 
 @dataclass
@@ -86,6 +94,25 @@ def _text_list(value: Any, where: str) -> list[str]:
     return list(value)
 
 
+_HOST_RULE = re.compile(
+    r"\*|(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?"
+    r"|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?"
+)
+
+
+def _secret_hosts(value: Any, where: str, secrets: list[str]) -> dict[str, list[str]]:
+    _expect(value, dict, where, "a table of secret name = [hosts]")
+    out = {}
+    for name, hosts in value.items():
+        if name not in secrets:
+            raise ConfigError(f"{where}.{name}: {name!r} is not listed under secrets")
+        out[name] = _text_list(hosts, f"{where}.{name}")
+        for host in out[name]:
+            if not _HOST_RULE.fullmatch(host):
+                raise ConfigError(f"{where}.{name}: {host!r} is not host:port, host, *.domain or *")
+    return out
+
+
 def _parse_config(data: dict[str, Any], where: str) -> Config:
     unknown = set(data) - {"runbook_paths", "default_environment", "environments"}
     if unknown:
@@ -100,9 +127,10 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
     for name, body in environments.items():
         at = f"{where}: environments.{name}"
         _expect(body, dict, at, "a table")
-        extra = set(body) - {"description", "protected", "variables", "secrets"}
+        extra = set(body) - {"description", "protected", "variables", "secrets", "secret_hosts"}
         if extra:
             raise ConfigError(f"{at}: unknown setting {sorted(extra)[0]!r}")
+        secrets = _text_list(body.get("secrets", []), f"{at}.secrets")
         config.environments[name] = Environment(
             name=name,
             description=_expect(body.get("description", ""), str, f"{at}.description", "text"),
@@ -110,7 +138,9 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
                 body.get("protected", False), bool, f"{at}.protected", "true or false"
             ),
             variables=_text_map(body.get("variables", {}), f"{at}.variables"),
-            secrets=_text_list(body.get("secrets", []), f"{at}.secrets"),
+            secrets=secrets,
+            secret_hosts=_secret_hosts(body.get("secret_hosts", {}), f"{at}.secret_hosts", secrets),
+            origin=where,
         )
     return config
 

@@ -8,12 +8,13 @@ redacted by the caller.
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
 
+from .patterns import PatternTimeout
+from .patterns import search as search_pattern
 from .run import Assertion
 
 if TYPE_CHECKING:
@@ -72,8 +73,13 @@ def evaluate_json_assertion(check: JsonAssertion, document: Any) -> Assertion:
         if not ok:
             problems.append(f"{_short(value)} does not contain {_short(check.contains)}")
     if "matches" in fields:
-        if not isinstance(value, str) or not re.search(check.matches or "", value):
-            problems.append(f"{_short(value)} does not match /{check.matches}/")
+        try:
+            found = isinstance(value, str) and search_pattern(check.matches or "", value)
+        except PatternTimeout as exc:
+            problems.append(str(exc))
+        else:
+            if not found:
+                problems.append(f"{_short(value)} does not match /{check.matches}/")
     if "length" in fields:
         try:
             size = len(value)  # type: ignore[arg-type]
@@ -165,14 +171,22 @@ def evaluate_http(
             )
         )
     for pattern in expect.body_matches:
-        ok = re.search(pattern, body) is not None
+        try:
+            ok = search_pattern(pattern, body) is not None
+        except PatternTimeout as exc:
+            results.append(Assertion(name="body matches", ok=False, detail=str(exc)))
+            continue
         results.append(
             Assertion(
                 name="body matches", ok=ok, detail=f"/{pattern}/ {'found' if ok else 'not found'}"
             )
         )
     for pattern in expect.body_not_matches:
-        match = re.search(pattern, body)
+        try:
+            match = search_pattern(pattern, body)
+        except PatternTimeout as exc:
+            results.append(Assertion(name="body must not match", ok=False, detail=str(exc)))
+            continue
         detail = (
             f"/{pattern}/ not found"
             if match is None

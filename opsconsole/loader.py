@@ -29,7 +29,7 @@ from .errors import RunbookError
 from .model import Runbook, Section, Step
 from .steps import kinds, step_type
 from .steps.base import Produces
-from .template import references
+from .template import references, template_problems
 
 __all__ = ["find_runbooks", "lint_paths", "load_runbook", "parse_runbook"]
 
@@ -453,6 +453,8 @@ def _check_step_references(
     own_from = step.type.own_values_visible_from(step.source)
     body_lines = step.source.splitlines()
     for offset, text in enumerate(body_lines):
+        for problem in template_problems(text):
+            parse.error(step.line + 1 + offset, problem)
         for name in references(text):
             line = step.line + 1 + offset
             own_visible = own_from is not None and offset > own_from

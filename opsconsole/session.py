@@ -32,6 +32,7 @@ from .clients import Clients
 from .config import Environment
 from .errors import (
     AuditUnavailable,
+    ConfigError,
     OpsConsoleError,
     RunStateError,
     SecretUnavailable,
@@ -56,7 +57,7 @@ from .operator import (
     TypeToConfirm,
 )
 from .run import CLEARED, FINISHED, Run, RunStatus, RunStore, StepResult, StepStatus, now_iso
-from .secrets import Redactor, SecretStore
+from .secrets import Redactor, SecretPolicy, SecretStore, undeclared_secrets
 from .steps.base import Outcome, StepContext
 
 if TYPE_CHECKING:
@@ -140,7 +141,8 @@ class RunSession:
         self.redactor = redactor or audit.redactor
         audit.redactor = self.redactor
         self.audit = audit
-        self.secrets = SecretStore(environment.name, self.redactor)
+        self.secrets = SecretStore(environment.name, self.redactor, allowed=environment.secrets)
+        self.secret_policy = SecretPolicy(environment)
         self.operator = operator
         self.clients = clients or Clients()
         self.clock = clock or SystemClock()
@@ -193,7 +195,15 @@ class RunSession:
                 result.detail = "interrupted while running; safe to run again"
 
     async def start(self) -> list[str]:
-        """Load the environment's secrets; returns problems to show (empty when all is well)."""
+        """Load the environment's secrets; returns problems to show (empty when all is well).
+
+        Raises ConfigError when the runbook needs a secret the environment does not list:
+        a runbook never reads a secret its environment does not allow."""
+        refused = undeclared_secrets(
+            self.runbook.secrets, self.environment, runbook=self.runbook.id
+        )
+        if refused:
+            raise ConfigError("; ".join(refused))
         names = list(dict.fromkeys([*self.environment.secrets, *self.runbook.secrets]))
         problems = await self.secrets.load(names)
         for name in names:
@@ -324,13 +334,22 @@ class RunSession:
         result.detail = f"skipped: {result.note}"
         result.finished_at = now_iso()
 
+    @property
+    def trusted_variables(self) -> frozenset[str]:
+        """Variables that are configuration (the environment's, not captured): a base URL at
+        the start of a URL template is taken as it is; everything else is escaped."""
+        return frozenset(n for n in self.environment.variables if n not in self.run.captures)
+
     def describe_action(self, step: Step) -> str:
         """The exact action a step will take, resolved and redacted: what the operator confirms."""
+        trusted = self.trusted_variables
 
-        def render(text: str) -> str:
+        def render(text: str, context: str = "text") -> str:
             from .template import render as render_template
 
-            return render_template(text, self.variables, lambda name: "***")
+            return render_template(
+                text, self.variables, lambda name: "***", context=context, trusted=trusted
+            )
 
         try:
             return self.redactor.redact(step.type.describe(step.spec, render))
@@ -533,11 +552,14 @@ class RunSession:
         begin: Callable[[], None],
     ) -> StepContext[Any]:
         variables = self.variables
+        trusted = self.trusted_variables
 
         def render(text: str, context: str = "text") -> str:
             from .template import render as render_template
 
-            return render_template(text, variables, self.secret_value, context=context)
+            return render_template(
+                text, variables, self.secret_value, context=context, trusted=trusted
+            )
 
         async def ask(question: Question) -> Reply:
             return await self._ask(step, operator, question, simulated)
@@ -564,6 +586,8 @@ class RunSession:
             secret_labels=self._secret_labels,
             mutating=step.mutating,
             on_acting=begin,
+            secret_policy=self.secret_policy,
+            trusted=trusted,
         )
 
     async def _ask(

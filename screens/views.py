@@ -37,13 +37,20 @@ def heading(text: str) -> Content:
     return Content.assemble((text, "bold $text-primary"))
 
 
-def preview(session: RunSession, text: str) -> str:
-    """A template with the run's variables filled in and every secret as ***."""
+def preview(session: RunSession, text: str, context: str = "text") -> str:
+    """A template filled in as the step will fill it (escaped for ``context``), with
+    every secret as ***; the template itself when it cannot be filled yet."""
     from opsconsole.errors import TemplateError
     from opsconsole.template import render
 
     try:
-        return render(text, session.variables, lambda name: "***")
+        return render(
+            text,
+            session.variables,
+            lambda name: "***",
+            context=context,
+            trusted=session.trusted_variables,
+        )
     except TemplateError:
         return text
 
@@ -101,7 +108,7 @@ class RequestView(StepView):
         spec: Any = step.spec
         request = {
             "method": spec.method,
-            "url": preview(session, spec.url),
+            "url": preview(session, spec.url, "url"),
             "headers": {k: preview(session, str(v)) for k, v in spec.headers.items()},
             "document": spec.json_body,
         }
@@ -112,7 +119,7 @@ class RequestView(StepView):
                 content,
                 "\n",
                 ("then follow ", "$text-muted"),
-                preview(session, follow.url),
+                preview(session, follow.url, "url"),
                 ("\nuntil ", "$text-muted"),
                 f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
             )
@@ -122,7 +129,7 @@ class RequestView(StepView):
 class CommandView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         spec: Any = step.spec
-        command = spec.run if spec.plain else preview(session, spec.run)
+        command = spec.run if spec.plain else preview(session, spec.run, "shell")
         return "Command", Content("$ " + command)
 
     def pending_hint(self, step: Step) -> str:

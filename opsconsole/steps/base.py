@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ..model import Step
     from ..operator import Event, Question, Reply
     from ..run import StepResult
-    from ..secrets import Redactor
+    from ..secrets import Redactor, SecretPolicy
 
 __all__ = [
     "Outcome",
@@ -132,6 +132,8 @@ class StepContext(Generic[SpecT]):
         secret_labels: Mapping[str, str],
         mutating: bool,
         on_acting: Callable[[], None] = lambda: None,
+        secret_policy: SecretPolicy | None = None,
+        trusted: frozenset[str] = frozenset(),
     ) -> None:
         self.step = step
         self.spec = spec
@@ -148,6 +150,10 @@ class StepContext(Generic[SpecT]):
         self.secret_labels = secret_labels
         self.mutating = mutating
         self._on_acting = on_acting
+        #: which hosts may receive which secrets (None: no policy, e.g. in tests)
+        self.secret_policy = secret_policy
+        #: configuration variables (a base URL may start a URL template unescaped)
+        self.trusted = trusted
         #: the step's action may have reached the outside world (set by :meth:`acting`)
         self.acted = False
 
@@ -228,8 +234,9 @@ class StepType(ABC, Generic[SpecT]):
         block's body, message)."""
         return []
 
-    def describe(self, spec: SpecT, render: Callable[[str], str]) -> str:
-        """The exact action, resolved (``render`` fills references; secrets show as ***).
+    def describe(self, spec: SpecT, render: Callable[..., str]) -> str:
+        """The exact action, resolved: ``render(text, context)`` fills references as the
+        step itself would ("url", "shell", ...), with every secret shown as ***.
 
         Shown for confirmation and dry-run and written to the audit intent."""
         return spec.title or self.kind

@@ -105,8 +105,8 @@ class CommandStep(StepType[CommandSpec]):
                     )
         return problems
 
-    def describe(self, spec: CommandSpec, render: Callable[[str], str]) -> str:
-        return spec.run if spec.plain else render(spec.run)
+    def describe(self, spec: CommandSpec, render: Callable[..., str]) -> str:
+        return spec.run if spec.plain else render(spec.run, "shell")
 
     async def run(self, ctx: StepContext[CommandSpec]) -> Outcome:
         from ..expectations import evaluate_command, exit_meaning

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -80,13 +79,14 @@ class HttpExpect(StepSpec):
     @field_validator("body_matches", "body_not_matches")
     @classmethod
     def _regexes_compile(cls, values: list[str]) -> list[str]:
+        from ..patterns import pattern_problem
+
         for value in values:
             if "{{" in value:
                 continue  # checked once the references are filled in
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+            problem = pattern_problem(value)
+            if problem:
+                raise ValueError(problem)
         return values
 
 
@@ -136,6 +136,13 @@ async def exchange(
     params = {k: ctx.render(str(v)) for k, v in spec.params.items()}
     document = render_value(spec.json_body, ctx.variables, ctx.secret)
     content = ctx.render(spec.body) if spec.body is not None else None
+    if ctx.secret_policy is not None:
+        from ..template import secrets_used
+
+        used = secrets_used([spec.url, spec.headers, spec.params, spec.json_body, spec.body])
+        refusal = ctx.secret_policy.check_destination(used, url)
+        if refusal is not None:
+            raise TemplateError(refusal)
     request = RequestArtifact(
         method=spec.method, url=url, headers=headers, params=params, document=document,
         body=content,
@@ -264,8 +271,8 @@ class HttpStep(StepType[HttpSpec]):
     def produces(self, spec: HttpSpec) -> Produces:
         return Produces(frozenset(spec.capture), frozenset(spec.capture_secret))
 
-    def describe(self, spec: HttpSpec, render: Callable[[str], str]) -> str:
-        return f"{spec.method} {render(spec.url)}"
+    def describe(self, spec: HttpSpec, render: Callable[..., str]) -> str:
+        return f"{spec.method} {render(spec.url, 'url')}"
 
     async def run(self, ctx: StepContext[HttpSpec]) -> Outcome:
         spec = ctx.spec

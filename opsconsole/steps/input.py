@@ -24,11 +24,11 @@ class InputSpec(StepSpec):
     @field_validator("pattern")
     @classmethod
     def _pattern_compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        from ..patterns import pattern_problem
+
+        problem = pattern_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("name")
@@ -57,7 +57,7 @@ class InputStep(StepType[InputSpec]):
 
     async def run(self, ctx: StepContext[InputSpec]) -> Outcome:
         from ..errors import StepRefused
-        from ..patterns import fullmatch
+        from ..patterns import PatternTimeout, fullmatch
 
         spec = ctx.spec
         reply = await ctx.ask(
@@ -75,7 +75,11 @@ class InputStep(StepType[InputSpec]):
             raise StepRefused(
                 "an empty answer is not a value; type one or skip with a reason"
             )
-        if spec.pattern and not fullmatch(spec.pattern, value):
+        try:
+            matched = not spec.pattern or fullmatch(spec.pattern, value)
+        except PatternTimeout as exc:
+            raise StepRefused(str(exc)) from None
+        if not matched:
             shown = "the value" if spec.secret else repr(value)
             raise StepRefused(f"{shown} does not match the expected form /{spec.pattern}/")
         if spec.secret:

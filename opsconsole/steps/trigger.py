@@ -90,8 +90,9 @@ class TriggerStep(StepType[TriggerSpec]):
                 return offset
         return None
 
-    def describe(self, spec: TriggerSpec, render: Callable[[str], str]) -> str:
-        return f"{spec.method} {render(spec.url)}, then follow {render(spec.follow.url)}"
+    def describe(self, spec: TriggerSpec, render: Callable[..., str]) -> str:
+        follow = render(spec.follow.url, "url")
+        return f"{spec.method} {render(spec.url, 'url')}, then follow {follow}"
 
     async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
         from ..expectations import evaluate_http, search_json
@@ -240,6 +241,7 @@ def _with_captures(
 ) -> StepContext[Any]:
     """The follow request may use what the trigger captured (``{{ job_id }}``)."""
     variables = ChainMap(captures, dict(ctx.variables))
+    ctx_trusted = frozenset(ctx.trusted) - frozenset(captures)
 
     def secret(name: str) -> str:
         return secrets[name] if name in secrets else ctx.secret(name)
@@ -247,7 +249,9 @@ def _with_captures(
     def render(text: str, context: str = "text") -> str:
         from ..template import render as render_template
 
-        return render_template(text, variables, secret, context=context)
+        return render_template(
+            text, variables, secret, context=context, trusted=ctx_trusted
+        )
 
     follow: StepContext[Any] = StepContext(
         step=ctx.step,
@@ -264,5 +268,7 @@ def _with_captures(
         checkpoint=ctx.checkpoint,
         secret_labels=ctx.secret_labels,
         mutating=False,
+        secret_policy=ctx.secret_policy,
+        trusted=ctx_trusted,
     )
     return follow

@@ -122,6 +122,7 @@ async def walk(tmp_path: Path, base_url: str, monkeypatch: pytest.MonkeyPatch) -
     runbook = load_runbook(path)
     env = Environment(
         name="test",
+        secrets=["ops_key"],
         variables={"base_url": base_url, "closed_url": f"http://127.0.0.1:{closed_port()}"},
     )
     session = open_session(runbook, env, tmp_path / "home")
