@@ -1,48 +1,60 @@
 """The demo sandbox: the source runbooks' services, running on loopback.
 
-``Sandbox().start()`` serves the V2 control plane and its runner (source
-runbook 004) on free 127.0.0.1 ports from one background thread, with fresh
-random secrets, and writes a throwaway environment config (``sandbox`` and a
-protected ``sandbox-prod``) that the console opens. :meth:`Sandbox.install_keyring`
-puts the secrets in an in-memory keyring. Faults (:data:`FAULTS`) can be
-switched on at start or while it runs, so the runbooks' incident paths can be
-walked. The same object is the integration-test fixture.
+Each seed system is a :class:`SandboxService` (``service.py``), registered in
+:data:`SERVICES`. ``Sandbox().start()`` starts them (or only those named, or
+with :meth:`Sandbox.for_runbooks` only those a runbook needs) on free
+127.0.0.1 ports from one background thread, with fresh random secrets, and
+writes a throwaway environment config (``sandbox`` and a protected
+``sandbox-prod``) that the console opens. :meth:`Sandbox.install_keyring`
+puts the secrets in an in-memory keyring. The services' faults can be switched
+on at start or while it runs (:class:`opsconsole.faults.FaultInjector`), so the
+runbooks' incident paths can be walked. The same object is the
+integration-test fixture.
 
 This package imports uvicorn and Starlette; the engine imports it lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
-import shlex
 import shutil
-import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
+from ..faults import FaultError, FaultInfo, UnknownFault, check_fault_names
 from .keyring_backend import SandboxKeyring
-from .server import HOST, LoopbackServers
-from .v2 import (
-    FAULTS,
-    ControlPlaneSettings,
-    FaultSwitches,
-    JobStore,
-    RunnerSettings,
-    check_fault_names,
-    create_control_plane_app,
-    create_runner_app,
-)
+from .server import LoopbackServers
+from .service import Fault, FaultSwitches, SandboxService, ServiceHost, UnknownService
+from .v2 import V2ControlPlane
 
-__all__ = ["FAULTS", "Sandbox", "SandboxKeyring"]
+__all__ = [
+    "FAULTS",
+    "SERVICES",
+    "Fault",
+    "RunbookNeeds",
+    "Sandbox",
+    "SandboxKeyring",
+    "SandboxService",
+    "ServiceHost",
+    "UnknownService",
+    "services_for",
+]
 
-#: validated like a real one, never connected to: the job store lives in memory
-SANDBOX_DATABASE_URL = "postgresql://opsconsole@127.0.0.1:5432/opsconsole_sandbox"
-SECRET_NAMES = ("ops_key", "runner_token")
+#: every sandbox service; adding one is its module plus a line here
+SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane,)
+
+#: fault name -> description, over every registered service (``Sandbox.faults()`` is the
+#: live view: which service, whether it is on)
+FAULTS: dict[str, str] = {
+    fault.name: fault.description for service in SERVICES for fault in service.faults
+}
+
 ENVIRONMENTS = {
     "sandbox": ("Built-in demo sandbox on loopback", False),
     "sandbox-prod": (
@@ -50,28 +62,111 @@ ENVIRONMENTS = {
         True,
     ),
 }
-_CONTROL_PLANE = "control-plane"
-_RUNNER = "runner"
+
+
+class RunbookNeeds(Protocol):
+    """What a runbook's front matter says it needs (a loaded ``Runbook`` is one)."""
+
+    @property
+    def variables(self) -> Collection[str]: ...
+
+    @property
+    def secrets(self) -> Collection[str]: ...
+
+
+def services_for(
+    variables: Iterable[str], secrets: Iterable[str] = ()
+) -> tuple[type[SandboxService], ...]:
+    """The registered services that provide any of these variables or secrets."""
+    wanted_variables, wanted_secrets = set(variables), set(secrets)
+    return tuple(
+        service
+        for service in SERVICES
+        if wanted_variables.intersection(service.variables)
+        or wanted_secrets.intersection(service.secrets)
+    )
+
+
+def _service_named(name: str) -> type[SandboxService]:
+    for service in SERVICES:
+        if service.name == name:
+            return service
+    known = ", ".join(service.name for service in SERVICES)
+    raise UnknownService(f"unknown sandbox service {name!r}; known services: {known}")
+
+
+def _owner_of(fault_name: str) -> type[SandboxService] | None:
+    for service in SERVICES:
+        if any(fault.name == fault_name for fault in service.faults):
+            return service
+    return None
 
 
 class Sandbox:
-    """The sandbox services, their throwaway config and secrets; a context manager."""
+    """The sandbox services, their throwaway config and secrets; a context manager.
+
+    ``services``: names (or classes) of the services to start; None starts every
+    registered one. ``faults`` are on from the start; each must belong to a
+    service that is started.
+    """
 
     environment_name = "sandbox"
 
-    def __init__(self, faults: Iterable[str] = (), *, job_seconds: float = 0.4) -> None:
-        self._faults = FaultSwitches(faults)
+    def __init__(
+        self,
+        faults: Iterable[str] = (),
+        *,
+        services: Iterable[str | type[SandboxService]] | None = None,
+        job_seconds: float = 0.4,
+    ) -> None:
+        kinds = (
+            SERVICES
+            if services is None
+            else tuple(_service_named(kind) if isinstance(kind, str) else kind for kind in services)
+        )
+        #: the services this sandbox runs, fresh instances, in registry order
+        self.services: tuple[SandboxService, ...] = tuple(kind() for kind in dict.fromkeys(kinds))
+        self._fault_owners = _fault_owners(self.services)
+        _check_variables_are_distinct(self.services)
+        initial = list(faults)
+        self._check_fault_names(initial)
+        self._faults = FaultSwitches(initial)
         self.job_seconds = job_seconds
         self.variables: dict[str, str] = {}
         self.secret_values: dict[str, str] = {}
         self.config_path: Path = Path()
         self._servers: LoopbackServers | None = None
-        self._store: JobStore | None = None
+        self._hosts: dict[str, ServiceHost] = {}
+        self._started: list[SandboxService] = []
         self._temp_dir: Path | None = None
         self._saved_keyring: Any = None
         self._keyring_installed = False
-        # set_fault (runner-down) and stop may come from different threads.
+        # set_fault (from the console's worker thread) and stop may race.
         self._lock = threading.RLock()
+
+    @classmethod
+    def for_runbooks(
+        cls,
+        runbooks: Iterable[RunbookNeeds],
+        faults: Iterable[str] = (),
+        *,
+        job_seconds: float = 0.4,
+    ) -> Sandbox:
+        """A sandbox running the services these runbooks need, and those ``faults`` break."""
+        runbooks, faults = list(runbooks), list(faults)
+        check_fault_names(faults, [fault.name for kind in SERVICES for fault in kind.faults])
+        needed = set(
+            services_for(
+                [name for runbook in runbooks for name in runbook.variables],
+                [name for runbook in runbooks for name in runbook.secrets],
+            )
+        )
+        needed.update(owner for name in faults if (owner := _owner_of(name)) is not None)
+        return cls(
+            faults,
+            services=[service for service in SERVICES if service in needed],
+            job_seconds=job_seconds,
+        )
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -84,9 +179,47 @@ class Sandbox:
     ) -> None:
         self.stop()
 
+    # -- the fault injector ------------------------------------------------------------
+
     @property
     def active_faults(self) -> frozenset[str]:
         return self._faults.active
+
+    def faults(self) -> tuple[FaultInfo, ...]:
+        """Every fault of the services this sandbox runs, and whether it is on."""
+        active = self._faults.active
+        return tuple(
+            FaultInfo(fault.name, fault.description, service.name, fault.name in active)
+            for service, fault in self._fault_owners.values()
+        )
+
+    def set_fault(self, name: str, active: bool) -> None:
+        """Switch a fault on or off; takes effect immediately, also while serving."""
+        self._check_fault_names([name])
+        with self._lock:
+            if (name in self._faults) == active:
+                return
+            service, fault = self._fault_owners[name]
+            host = self._hosts.get(service.name)
+            if fault.switch is not None and host is not None:
+                try:
+                    fault.switch(host, active)
+                except (OSError, RuntimeError) as exc:
+                    verb = "inject" if active else "clear"
+                    raise FaultError(f"could not {verb} fault {name}: {exc}") from exc
+            self._faults.set(name, active)
+
+    def _check_fault_names(self, names: list[str]) -> None:
+        for name in names:
+            owner = _owner_of(name) if name not in self._fault_owners else None
+            if owner is not None:
+                raise UnknownFault(
+                    f"fault {name!r} belongs to the {owner.name} sandbox service, "
+                    "which this sandbox does not run"
+                )
+        check_fault_names(names, self._fault_owners)
+
+    # -- lifecycle ---------------------------------------------------------------------
 
     @property
     def started(self) -> bool:
@@ -108,26 +241,18 @@ class Sandbox:
         """Stop the services, delete the config, restore the keyring; safe to repeat."""
         with self._lock:
             servers, self._servers = self._servers, None
-            try:
+            started, self._started = self._started, []
+            temp_dir, self._temp_dir = self._temp_dir, None
+            self._hosts.clear()
+            # Every step runs even when one before it raises; last pushed, first run.
+            with contextlib.ExitStack() as cleanup:
+                if temp_dir is not None:
+                    cleanup.callback(shutil.rmtree, temp_dir, ignore_errors=True)
+                cleanup.callback(self._restore_keyring)
+                for service in started:
+                    cleanup.callback(service.stop)
                 if servers is not None:
-                    servers.close()
-            finally:
-                self._restore_keyring()
-                if self._temp_dir is not None:
-                    shutil.rmtree(self._temp_dir, ignore_errors=True)
-                    self._temp_dir = None
-                self._store = None
-
-    def set_fault(self, name: str, active: bool) -> None:
-        """Switch a fault on or off; takes effect immediately, also while serving."""
-        check_fault_names([name])
-        with self._lock:
-            self._faults.set(name, active)
-            if name == "runner-down" and self._servers is not None:
-                if active:
-                    self._servers.stop(_RUNNER)
-                else:
-                    self._servers.resume(_RUNNER)
+                    cleanup.callback(servers.close)
 
     def install_keyring(self) -> None:
         """Make the process keyring an in-memory one holding this sandbox's secrets."""
@@ -156,51 +281,38 @@ class Sandbox:
         self._keyring_installed = False
 
     def _start(self) -> None:
-        ops_key = secrets.token_urlsafe(32)
-        runner_token = secrets.token_urlsafe(32)
-        self.secret_values = {"ops_key": ops_key, "runner_token": runner_token}
         self._temp_dir = Path(tempfile.mkdtemp(prefix="opsconsole-sandbox-"))
-        store = JobStore()
-        self._store = store
-        servers = LoopbackServers()
-        self._servers = servers
-
-        runner_settings = RunnerSettings.from_env(
-            {"DATABASE_URL": SANDBOX_DATABASE_URL, "RUNNER_TOKEN": runner_token}
-        )
-        runner_port = servers.serve(
-            _RUNNER,
-            create_runner_app(runner_settings, store, self._faults, job_seconds=self.job_seconds),
-        )
-        runner_url = f"http://{HOST}:{runner_port}"
-        if "runner-down" in self._faults:
-            # Served once so its port is known and stays the one it comes back on.
-            servers.stop(_RUNNER)
-
-        control_settings = ControlPlaneSettings.from_env(
-            {
-                "APP_ENV": "sandbox",
-                "DATABASE_URL": SANDBOX_DATABASE_URL,
-                "SECRET_KEY": secrets.token_urlsafe(32),
-                "OPS_API_KEY": ops_key,
-                "RUNNER_URL": runner_url,
-                "RUNNER_TOKEN_OUTBOUND": runner_token,
-                "JOBS_ENABLED": "true",
-                "RUNNER_ENABLED": "true",
-            }
-        )
-        control_port = servers.serve(
-            _CONTROL_PLANE, create_control_plane_app(control_settings, store, self._faults)
-        )
-
-        python = shlex.quote(sys.executable)
-        self.variables = {
-            "base_url": f"http://{HOST}:{control_port}",
-            "runner_url": runner_url,
-            "database_url": SANDBOX_DATABASE_URL,
-            "control_plane_cmd": f"{python} -m opsconsole.sandbox serve control-plane",
-            "runner_cmd": f"{python} -m opsconsole.sandbox serve runner",
+        # One value per name: services that name the same secret share it, as they
+        # would share one keyring entry.
+        self.secret_values = {
+            name: secrets.token_urlsafe(32) for service in self.services for name in service.secrets
         }
+        self._servers = LoopbackServers()
+        variables: dict[str, str] = {}
+        for service in self.services:
+            directory = self._temp_dir / service.name
+            directory.mkdir()
+            host = ServiceHost(
+                service.name,
+                self._servers,
+                faults=self._faults,
+                secrets={name: self.secret_values[name] for name in service.secrets},
+                directory=directory,
+                job_seconds=self.job_seconds,
+            )
+            self._hosts[service.name] = host
+            self._started.append(service)
+            provided = service.start(host)
+            if set(provided) != set(service.variables):
+                raise RuntimeError(
+                    f"sandbox service {service.name!r} returned the variables "
+                    f"{sorted(provided)}, not the ones it declares {sorted(service.variables)}"
+                )
+            variables.update((name, provided[name]) for name in service.variables)
+        self.variables = variables
+        for service, fault in self._fault_owners.values():
+            if fault.switch is not None and fault.name in self._faults:
+                fault.switch(self._hosts[service.name], True)
         self.config_path = self._temp_dir / "config.toml"
         self.config_path.write_text(self._config_toml(), encoding="utf-8")
 
@@ -210,10 +322,37 @@ class Sandbox:
             tables[f"environments.{name}"] = {
                 "description": description,
                 "protected": protected,
-                "secrets": list(SECRET_NAMES),
+                "secrets": list(self.secret_values),
             }
             tables[f"environments.{name}.variables"] = dict(self.variables)
         return _toml_tables(tables)
+
+
+def _fault_owners(
+    services: Iterable[SandboxService],
+) -> dict[str, tuple[SandboxService, Fault]]:
+    owners: dict[str, tuple[SandboxService, Fault]] = {}
+    for service in services:
+        for fault in service.faults:
+            if fault.name in owners:
+                raise ValueError(
+                    f"sandbox services {owners[fault.name][0].name!r} and {service.name!r} "
+                    f"both have a fault named {fault.name!r}"
+                )
+            owners[fault.name] = (service, fault)
+    return owners
+
+
+def _check_variables_are_distinct(services: Iterable[SandboxService]) -> None:
+    providers: dict[str, str] = {}
+    for service in services:
+        for name in service.variables:
+            if name in providers:
+                raise ValueError(
+                    f"sandbox services {providers[name]!r} and {service.name!r} "
+                    f"both provide the variable {name!r}"
+                )
+            providers[name] = service.name
 
 
 def _toml_tables(tables: Mapping[str, Mapping[str, Any]]) -> str:

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from .service import FaultSwitches
 from .v2 import (
     ControlPlaneSettings,
-    FaultSwitches,
     JobStore,
     RunnerSettings,
     create_control_plane_app,

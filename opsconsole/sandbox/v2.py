@@ -1,4 +1,7 @@
-"""The V2 control plane and its job runner (source runbook 004), as sandbox services.
+"""The V2 control plane and its job runner (source runbook 004): the sandbox service.
+
+:class:`V2ControlPlane` serves both apps in the sandbox with one job store;
+``python -m opsconsole.sandbox serve control-plane|runner`` serves one alone.
 
 The contract, in the seed's words: the control plane writes every job to
 ``ops_jobs`` (``queued``), delegates the work to the runner over HTTP with a
@@ -18,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
-import secrets
+import shlex
+import ssl
+import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
+from secrets import token_urlsafe
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,30 +56,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .service import Fault, FaultSwitches, SandboxService, ServiceHost
+
 __all__ = [
     "DEFAULT_RUNNER_ALLOWLIST",
-    "FAULTS",
-    "RUNNER_TIMEOUT_SECONDS",
     "FEATURE_FLAGS",
+    "RUNNER_TIMEOUT_SECONDS",
     "SLOW_RESPONSE_SECONDS",
     "ControlPlaneSettings",
-    "FaultSwitches",
     "JobStore",
     "RunnerSettings",
-    "check_fault_names",
+    "V2ControlPlane",
     "create_control_plane_app",
     "create_runner_app",
     "describe_settings_error",
 ]
-
-FAULTS: dict[str, str] = {
-    "runner-down": "the runner is not listening: its port refuses connections",
-    "runner-rejects-token": "the runner's token was rotated: it rejects the token the "
-    "control plane sends (401)",
-    "job-fails": "the runner accepts jobs, then marks them failed (upstream returned 503)",
-    "debug-leaks-token": "/debug/env leaks the runner token (the leakage grep must catch it)",
-    "slow-control-plane": "every control-plane response is delayed by 6 s (over the 5 s budget)",
-}
 
 DEFAULT_RUNNER_ALLOWLIST = ("nearsight_collect_refresh", "captorator_compose", "metrics_refresh")
 #: "Runner trigger endpoint uses short timeout (10 seconds)"
@@ -328,38 +326,6 @@ class JobStore:
             return {"total": len(self._jobs), **counts}
 
 
-# --------------------------------------------------------------------------- faults
-
-
-class FaultSwitches:
-    """Which faults are on; flipped from the operator's thread, read by the services."""
-
-    def __init__(self, active: Iterable[str] = ()) -> None:
-        self._active = frozenset(check_fault_names(active))
-
-    @property
-    def active(self) -> frozenset[str]:
-        return self._active
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._active
-
-    def set(self, name: str, on: bool) -> None:
-        check_fault_names([name])
-        # Replacing an immutable set keeps readers on another thread consistent without a lock.
-        self._active = self._active | {name} if on else self._active - {name}
-
-
-def check_fault_names(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    unknown = [name for name in names if name not in FAULTS]
-    if unknown:
-        raise ValueError(
-            f"unknown fault {', '.join(map(repr, unknown))}; valid faults: {', '.join(FAULTS)}"
-        )
-    return names
-
-
 # --------------------------------------------------------------------------- shared HTTP bits
 
 
@@ -446,13 +412,13 @@ def create_control_plane_app(
         else None
     )
 
-    # One client for the app's life (its TLS setup is too slow to repeat per request);
-    # an app served without lifespan events falls back to a client per dispatch.
+    # One client for the app's life; an app served without lifespan events falls back
+    # to a client per dispatch.
     runner_client: list[httpx.AsyncClient] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+        async with _runner_http_client() as client:
             runner_client.append(client)
             try:
                 yield
@@ -462,7 +428,7 @@ def create_control_plane_app(
     async def dispatch(url: str, **kwargs: Any) -> httpx.Response:
         if runner_client:
             return await runner_client[0].post(url, **kwargs)
-        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+        async with _runner_http_client() as client:
             return await client.post(url, **kwargs)
 
     def ops_route(path: str, endpoint: Endpoint, methods: list[str], flag: str | None) -> Route:
@@ -568,6 +534,17 @@ def create_control_plane_app(
     )
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~25 ms, which was most of a sandbox's start: once per
+    # process. httpx's own default, verifying certificates (RUNNER_URL may be https).
+    return httpx.create_ssl_context()
+
+
+def _runner_http_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS, verify=_tls_context())
+
+
 def _runner_detail(reply: httpx.Response) -> str | None:
     try:
         detail = reply.json().get("detail")
@@ -600,7 +577,7 @@ class _Runner:
         self.faults = faults
         self.job_seconds = job_seconds
         # What the runner expects once its token "was rotated" (runner-rejects-token).
-        self.rotated_token = secrets.token_urlsafe(32)
+        self.rotated_token = token_urlsafe(32)
         # The event loop keeps only weak references to tasks.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -666,3 +643,89 @@ def create_runner_app(
     )
     app.state.runner = runner
     return app
+
+
+# --------------------------------------------------------------------------- the service
+
+#: validated like a real one, never connected to: the job store lives in memory
+SANDBOX_DATABASE_URL = "postgresql://opsconsole@127.0.0.1:5432/opsconsole_sandbox"
+_CONTROL_PLANE = "control-plane"
+_RUNNER = "runner"
+
+
+def _switch_runner_down(host: ServiceHost, active: bool) -> None:
+    # The runner's port really refuses connections, and it comes back on the same one.
+    if active:
+        host.stop(_RUNNER)
+    else:
+        host.resume(_RUNNER)
+
+
+class V2ControlPlane(SandboxService):
+    """The control plane and its runner sharing one job store (source runbook 004)."""
+
+    name = "v2-control-plane"
+    title = "V2 control plane and job runner"
+    variables = ("base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd")
+    secrets = ("ops_key", "runner_token")
+    faults = (
+        Fault(
+            "runner-down",
+            "the runner is not listening: its port refuses connections",
+            switch=_switch_runner_down,
+        ),
+        Fault(
+            "runner-rejects-token",
+            "the runner's token was rotated: it rejects the token the control plane sends (401)",
+        ),
+        Fault(
+            "job-fails",
+            "the runner accepts jobs, then marks them failed (upstream returned 503)",
+        ),
+        Fault(
+            "debug-leaks-token",
+            "/debug/env leaks the runner token (the leakage grep must catch it)",
+        ),
+        Fault(
+            "slow-control-plane",
+            "every control-plane response is delayed by 6 s (over the 5 s budget)",
+        ),
+    )
+
+    def __init__(self) -> None:
+        #: ``ops_jobs``, shared by both apps (the real services share Postgres)
+        self.store = JobStore()
+
+    def start(self, host: ServiceHost) -> dict[str, str]:
+        self.store = JobStore()
+        runner_token = host.secrets["runner_token"]
+        runner = RunnerSettings.from_env(
+            {"DATABASE_URL": SANDBOX_DATABASE_URL, "RUNNER_TOKEN": runner_token}
+        )
+        runner_url = host.serve(
+            _RUNNER,
+            create_runner_app(runner, self.store, host.faults, job_seconds=host.job_seconds),
+        )
+        control = ControlPlaneSettings.from_env(
+            {
+                "APP_ENV": "sandbox",
+                "DATABASE_URL": SANDBOX_DATABASE_URL,
+                "SECRET_KEY": token_urlsafe(32),
+                "OPS_API_KEY": host.secrets["ops_key"],
+                "RUNNER_URL": runner_url,
+                "RUNNER_TOKEN_OUTBOUND": runner_token,
+                "JOBS_ENABLED": "true",
+                "RUNNER_ENABLED": "true",
+            }
+        )
+        base_url = host.serve(
+            _CONTROL_PLANE, create_control_plane_app(control, self.store, host.faults)
+        )
+        python = shlex.quote(sys.executable)
+        return {
+            "base_url": base_url,
+            "runner_url": runner_url,
+            "database_url": SANDBOX_DATABASE_URL,
+            "control_plane_cmd": f"{python} -m opsconsole.sandbox serve {_CONTROL_PLANE}",
+            "runner_cmd": f"{python} -m opsconsole.sandbox serve {_RUNNER}",
+        }
