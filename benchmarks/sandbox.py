@@ -63,11 +63,12 @@ def main() -> None:
 
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}
     times = []
-    for _ in range(max(3, runs // 4)):
+    for _ in range(max(5, runs // 2)):
         started = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "opsconsole.sandbox", "serve", "runner"],
             env=env,
+            cwd=REPO,  # -m imports from the working directory first
             capture_output=True,
             timeout=60,
         )

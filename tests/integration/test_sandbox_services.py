@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-import opsconsole.sandbox as sandbox_package
+import opsconsole.sandbox.registry
 from opsconsole.config import load_config
 from opsconsole.errors import OpsConsoleError
 from opsconsole.faults import FaultError, FaultInfo, FaultInjector, UnknownFault
@@ -140,7 +140,7 @@ class ReturnsUndeclaredVariables(SandboxService):
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     """The greeter's one line in the registry."""
-    monkeypatch.setattr(sandbox_package, "SERVICES", (*SERVICES, Greeter))
+    monkeypatch.setattr(opsconsole.sandbox.registry, "SERVICES", (*SERVICES, Greeter))
 
 
 def greeter_of(box: Sandbox) -> Greeter:
@@ -421,23 +421,39 @@ def test_stopping_a_server_cuts_a_request_longer_than_the_grace_period() -> None
 # --------------------------------------------------------------------------- import weight
 
 
-def test_the_fault_injector_protocol_imports_no_web_stack() -> None:
-    probe = (
-        "import json, sys\n"
-        "import opsconsole.faults, opsconsole.config\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
+def loaded_after(code: str, env: dict[str, str]) -> set[str]:
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
     done = subprocess.run(
         [sys.executable, "-c", probe],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**env, "PYTHONPATH": str(REPO)},
         check=True,
         timeout=30,
     )
-    modules = set(json.loads(done.stdout))
+    return set(json.loads(done.stdout.splitlines()[-1]))
+
+
+WEB_STACK = {"starlette", "uvicorn", "httpx"}
+
+
+def test_the_fault_injector_protocol_imports_no_web_stack() -> None:
+    modules = loaded_after("import opsconsole.faults, opsconsole.config", dict(os.environ))
     assert "opsconsole.faults" in modules
-    heavy = {"starlette", "uvicorn", "pydantic", "httpx"}
-    assert not heavy & {name.split(".")[0] for name in modules}
+    assert not (WEB_STACK | {"pydantic"}) & {name.split(".")[0] for name in modules}
     assert "opsconsole.sandbox" not in modules
+
+
+def test_a_service_refusing_its_settings_loads_no_web_stack() -> None:
+    # The V2 runbook runs this fail-fast check four times per walk.
+    code = (
+        "import contextlib, io\n"
+        "from opsconsole.sandbox.__main__ import main\n"
+        "with contextlib.redirect_stderr(io.StringIO()) as err:\n"
+        "    assert main(['serve', 'runner']) == 78\n"
+        "assert 'RUNNER_TOKEN' in err.getvalue()\n"
+    )
+    modules = loaded_after(code, {"PATH": os.environ.get("PATH", "")})
+    assert "opsconsole.sandbox.v2_settings" in modules
+    assert not WEB_STACK & {name.split(".")[0] for name in modules}
