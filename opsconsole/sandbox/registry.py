@@ -16,7 +16,7 @@ __all__ = [
     "services_for",
 ]
 
-#: every sandbox service; adding one is its module plus a line here
+#: every sandbox service, in the order they start
 SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane,)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
@@ -40,6 +40,7 @@ def services_for(
 
 
 def service_named(name: str) -> type[SandboxService]:
+    """The registered service called ``name``; :class:`UnknownService` lists the known ones."""
     for service in SERVICES:
         if service.name == name:
             return service
@@ -48,6 +49,7 @@ def service_named(name: str) -> type[SandboxService]:
 
 
 def service_with_fault(fault_name: str) -> type[SandboxService] | None:
+    """The registered service that has this fault, if any."""
     for service in SERVICES:
         if any(fault.name == fault_name for fault in service.faults):
             return service

@@ -5,7 +5,7 @@ secrets it provides (so the sandbox can tell from a runbook's front matter
 whether it is needed) and its faults, and :meth:`SandboxService.start` serves
 its Starlette apps through the :class:`ServiceHost` it is given. Adding one is
 a module with a :class:`SandboxService` subclass plus its line in
-:data:`opsconsole.sandbox.SERVICES`.
+:data:`opsconsole.sandbox.registry.SERVICES`.
 """
 
 from __future__ import annotations
