@@ -13,6 +13,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
+from keyring.backend import KeyringBackend
+
 from ..faults import FaultError, FaultInfo, UnknownFault, check_fault_names
 from . import registry
 from .keyring_backend import SandboxKeyring
@@ -78,8 +80,8 @@ class Sandbox:
         self._hosts: dict[str, ServiceHost] = {}
         self._started: list[SandboxService] = []
         self._temp_dir: Path | None = None
-        self._saved_keyring: Any = None
-        self._keyring_installed = False
+        #: the process keyring before install_keyring (None: not installed)
+        self._saved_keyring: KeyringBackend | None = None
         # set_fault (from the console's worker thread) and stop may race.
         self._lock = threading.RLock()
 
@@ -207,19 +209,16 @@ class Sandbox:
                 for environment in ENVIRONMENTS
                 for name, value in self.secret_values.items()
             }
-            if not self._keyring_installed:
+            if self._saved_keyring is None:
                 self._saved_keyring = keyring.get_keyring()
             keyring.set_keyring(SandboxKeyring(passwords))
-            self._keyring_installed = True
 
     def _restore_keyring(self) -> None:
-        if not self._keyring_installed:
-            return
-        import keyring
+        saved, self._saved_keyring = self._saved_keyring, None
+        if saved is not None:
+            import keyring
 
-        keyring.set_keyring(self._saved_keyring)
-        self._saved_keyring = None
-        self._keyring_installed = False
+            keyring.set_keyring(saved)
 
     def _start(self) -> None:
         self._temp_dir = Path(tempfile.mkdtemp(prefix="opsconsole-sandbox-"))
