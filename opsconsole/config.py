@@ -25,9 +25,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .faults import FaultInjector
 
 # The config is read on the way to the first frame, so it is validated by hand
 # with dataclasses: pydantic costs ~190 ms to import, which alone would break the
@@ -207,7 +210,7 @@ class ConsoleSettings:
     #: open this runbook's walkthrough straight away (``opsconsole run``)
     initial_runbook: Path | None = None
     #: the running demo sandbox (``opsconsole demo``): lets the UI inject faults
-    sandbox: Any = None
+    sandbox: FaultInjector | None = None
     #: where evidence reports are written
     evidence_dir: Path | None = None
 

@@ -19,15 +19,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from .v2 import (
-    ControlPlaneSettings,
-    FaultSwitches,
-    JobStore,
-    RunnerSettings,
-    create_control_plane_app,
-    create_runner_app,
-    describe_settings_error,
-)
+from .v2_settings import ControlPlaneSettings, RunnerSettings, describe_settings_error
 
 EX_USAGE = 64
 EX_CONFIG = 78
@@ -50,12 +42,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        if args.service == "control-plane":
-            control = ControlPlaneSettings.from_env(os.environ)
-            app = create_control_plane_app(control, JobStore(), FaultSwitches())
-        else:
-            runner = RunnerSettings.from_env(os.environ)
-            app = create_runner_app(runner, JobStore(), FaultSwitches())
+        settings = (
+            ControlPlaneSettings.from_env(os.environ)
+            if args.service == "control-plane"
+            else RunnerSettings.from_env(os.environ)
+        )
     except ValidationError as exc:
         print(describe_settings_error(exc, args.service), file=sys.stderr)
         return EX_CONFIG
@@ -68,8 +59,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EX_USAGE
         port = int(raw) if raw else DEFAULT_PORTS[args.service]
 
+    # The web stack loads only once the settings are known to be good.
     import uvicorn
 
+    from .service import FaultSwitches
+    from .v2 import JobStore, create_control_plane_app, create_runner_app
+
+    if isinstance(settings, ControlPlaneSettings):
+        app = create_control_plane_app(settings, JobStore(), FaultSwitches())
+    else:
+        app = create_runner_app(settings, JobStore(), FaultSwitches())
     uvicorn.run(app, host="127.0.0.1", port=port, http="h11", ws="none", lifespan="on")
     return 0
 

@@ -1,4 +1,7 @@
-"""The V2 control plane and its job runner (source runbook 004), as sandbox services.
+"""The V2 control plane and its job runner (source runbook 004): the sandbox service.
+
+:class:`V2ControlPlane` serves both apps in the sandbox with one job store;
+``python -m opsconsole.sandbox serve control-plane|runner`` serves one alone.
 
 The contract, in the seed's words: the control plane writes every job to
 ``ops_jobs`` (``queued``), delegates the work to the runner over HTTP with a
@@ -9,37 +12,34 @@ apps share. ``DATABASE_URL`` is still required and validated exactly as the
 real services do (PostgreSQL only, fail fast) but never connected to: there is
 no Postgres in the sandbox.
 
-Settings are pydantic models read from environment-style mappings, so a bad
-configuration raises a real :class:`pydantic.ValidationError` before any port
-is bound, like the services' pydantic-settings classes.
+Settings and their fail-fast validation live in ``v2_settings.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
-import secrets
+import shlex
+import ssl
+import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
-from urllib.parse import urlsplit
+from secrets import token_urlsafe
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     StrictStr,
     ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
 )
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -49,201 +49,35 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .service import Fault, FaultSwitches, SandboxService, ServiceHost
+from .v2_settings import (
+    DEFAULT_RUNNER_ALLOWLIST,
+    FEATURE_FLAGS,
+    ControlPlaneSettings,
+    RunnerSettings,
+    database_kind,
+    describe_settings_error,
+)
+
 __all__ = [
     "DEFAULT_RUNNER_ALLOWLIST",
-    "FAULTS",
-    "RUNNER_TIMEOUT_SECONDS",
     "FEATURE_FLAGS",
+    "RUNNER_TIMEOUT_SECONDS",
     "SLOW_RESPONSE_SECONDS",
     "ControlPlaneSettings",
-    "FaultSwitches",
     "JobStore",
     "RunnerSettings",
-    "check_fault_names",
+    "V2ControlPlane",
     "create_control_plane_app",
     "create_runner_app",
     "describe_settings_error",
 ]
 
-FAULTS: dict[str, str] = {
-    "runner-down": "the runner is not listening: its port refuses connections",
-    "runner-rejects-token": "the runner's token was rotated: it rejects the token the "
-    "control plane sends (401)",
-    "job-fails": "the runner accepts jobs, then marks them failed (upstream returned 503)",
-    "debug-leaks-token": "/debug/env leaks the runner token (the leakage grep must catch it)",
-    "slow-control-plane": "every control-plane response is delayed by 6 s (over the 5 s budget)",
-}
-
-DEFAULT_RUNNER_ALLOWLIST = ("nearsight_collect_refresh", "captorator_compose", "metrics_refresh")
 #: "Runner trigger endpoint uses short timeout (10 seconds)"
 RUNNER_TIMEOUT_SECONDS = 10.0
 #: past the seed's "< 5-10 seconds" lower bound, so latency budgets catch it
 SLOW_RESPONSE_SECONDS = 6.0
-FEATURE_FLAGS = (
-    "NEARSIGHT_ENABLED",
-    "CAPTORATOR_ENABLED",
-    "JOBS_ENABLED",
-    "NOTION_ENABLED",
-    "RUNNER_ENABLED",
-    "FEATURE_METRICS",
-)
-_PRODUCTION_ENVS = frozenset({"prod", "production"})
 _MAX_BODY_BYTES = 1024 * 1024
-
-
-# --------------------------------------------------------------------------- settings
-
-
-def _database_kind(url: str) -> str:
-    scheme = urlsplit(url).scheme.lower()
-    return scheme.partition("+")[0] or "unknown"
-
-
-def _require_postgres(value: SecretStr) -> SecretStr:
-    # The URL may carry a password: messages name the scheme only, never the value.
-    url = value.get_secret_value().strip()
-    if not url:
-        raise ValueError("DATABASE_URL is required and must not be empty")
-    kind = _database_kind(url)
-    if kind not in ("postgres", "postgresql"):
-        raise ValueError(f"DATABASE_URL must point to PostgreSQL (got {kind})")
-    return SecretStr(url)
-
-
-def _require_non_empty(value: SecretStr, info: ValidationInfo) -> SecretStr:
-    if not value.get_secret_value().strip():
-        raise ValueError(f"{_alias(info)} is required and must not be empty")
-    return value
-
-
-def _alias(info: ValidationInfo) -> str:
-    return (info.field_name or "").upper()
-
-
-class _EnvSettings(BaseModel):
-    # hide_input_in_errors: a ValidationError's text must never echo a secret value.
-    model_config = ConfigDict(frozen=True, extra="ignore", hide_input_in_errors=True)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Self:
-        """Validate the variables this service reads from ``environ`` (e.g. ``os.environ``)."""
-        names = {field.alias or name for name, field in cls.model_fields.items()}
-        return cls.model_validate({name: environ[name] for name in names if name in environ})
-
-
-class ControlPlaneSettings(_EnvSettings):
-    app_env: str = Field("local", alias="APP_ENV")
-    database_url: SecretStr = Field(alias="DATABASE_URL")
-    secret_key: SecretStr = Field(alias="SECRET_KEY")
-    ops_api_key: SecretStr | None = Field(None, alias="OPS_API_KEY", validate_default=True)
-    runner_url: str | None = Field(None, alias="RUNNER_URL", repr=False)
-    runner_token_outbound: SecretStr | None = Field(None, alias="RUNNER_TOKEN_OUTBOUND")
-    # "Default: all features disabled"
-    nearsight_enabled: bool = Field(False, alias="NEARSIGHT_ENABLED")
-    captorator_enabled: bool = Field(False, alias="CAPTORATOR_ENABLED")
-    jobs_enabled: bool = Field(False, alias="JOBS_ENABLED")
-    notion_enabled: bool = Field(False, alias="NOTION_ENABLED")
-    runner_enabled: bool = Field(False, alias="RUNNER_ENABLED")
-    feature_metrics: bool = Field(False, alias="FEATURE_METRICS")
-
-    _check_database_url = field_validator("database_url")(_require_postgres)
-    _check_secret_key = field_validator("secret_key")(_require_non_empty)
-
-    @field_validator("app_env")
-    @classmethod
-    def _normalise_env(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("APP_ENV must not be empty")
-        return value
-
-    @field_validator("runner_url")
-    @classmethod
-    def _check_runner_url(cls, value: str | None) -> str | None:
-        if value is None or not value.strip():
-            return None
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError("RUNNER_URL must be an http:// or https:// URL")
-        return value
-
-    @field_validator("ops_api_key")
-    @classmethod
-    def _check_ops_key(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            value = None
-        if value is None and str(info.data.get("app_env", "")).lower() in _PRODUCTION_ENVS:
-            raise ValueError("OPS_API_KEY is required when APP_ENV is prod/production")
-        return value
-
-    @field_validator("runner_token_outbound")
-    @classmethod
-    def _check_outbound(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().strip():
-            return None
-        return value
-
-    @model_validator(mode="after")
-    def _runner_needs_its_address(self) -> Self:
-        if self.runner_enabled:
-            missing = [
-                name
-                for name, value in (
-                    ("RUNNER_URL", self.runner_url),
-                    ("RUNNER_TOKEN_OUTBOUND", self.runner_token_outbound),
-                )
-                if value is None
-            ]
-            if missing:
-                raise ValueError(f"RUNNER_ENABLED requires {' and '.join(missing)}")
-        return self
-
-    def flags(self) -> dict[str, bool]:
-        return {name: getattr(self, name.lower()) for name in FEATURE_FLAGS}
-
-    @property
-    def is_production(self) -> bool:
-        return self.app_env.lower() in _PRODUCTION_ENVS
-
-
-class RunnerSettings(_EnvSettings):
-    database_url: SecretStr = Field(alias="DATABASE_URL")
-    runner_token: SecretStr = Field(alias="RUNNER_TOKEN")
-    runner_allowlist: tuple[str, ...] = Field(DEFAULT_RUNNER_ALLOWLIST, alias="RUNNER_ALLOWLIST")
-
-    _check_database_url = field_validator("database_url")(_require_postgres)
-    _check_runner_token = field_validator("runner_token")(_require_non_empty)
-
-    @field_validator("runner_allowlist", mode="before")
-    @classmethod
-    def _split_allowlist(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            value = [part.strip() for part in value.split(",")]
-        if isinstance(value, list | tuple):
-            value = tuple(part for part in value if part)
-            if not value:
-                raise ValueError("RUNNER_ALLOWLIST must name at least one job type")
-        return value
-
-
-def describe_settings_error(exc: ValidationError, service: str) -> str:
-    """A readable, secret-free account of why ``service`` refused to start."""
-    count = exc.error_count()
-    lines = [
-        f"{service}: refusing to start: ValidationError: {count} invalid setting"
-        f"{'s' if count != 1 else ''} ({exc.title})"
-    ]
-    for error in exc.errors(include_url=False, include_input=False, include_context=True):
-        # Upper-cased: a defaulted field is reported by its name, not its variable.
-        where = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, Exception):
-            lines.append(f"  {where}: {type(cause).__name__}: {cause}")
-        else:
-            lines.append(f"  {where}: {error['msg']}")
-    lines.append("Fix the environment variables above and start it again.")
-    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- job store
@@ -326,38 +160,6 @@ class JobStore:
             for job in self._jobs.values():
                 counts[job["status"]] = counts.get(job["status"], 0) + 1
             return {"total": len(self._jobs), **counts}
-
-
-# --------------------------------------------------------------------------- faults
-
-
-class FaultSwitches:
-    """Which faults are on; flipped from the operator's thread, read by the services."""
-
-    def __init__(self, active: Iterable[str] = ()) -> None:
-        self._active = frozenset(check_fault_names(active))
-
-    @property
-    def active(self) -> frozenset[str]:
-        return self._active
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._active
-
-    def set(self, name: str, on: bool) -> None:
-        check_fault_names([name])
-        # Replacing an immutable set keeps readers on another thread consistent without a lock.
-        self._active = self._active | {name} if on else self._active - {name}
-
-
-def check_fault_names(names: Iterable[str]) -> list[str]:
-    names = list(names)
-    unknown = [name for name in names if name not in FAULTS]
-    if unknown:
-        raise ValueError(
-            f"unknown fault {', '.join(map(repr, unknown))}; valid faults: {', '.join(FAULTS)}"
-        )
-    return names
 
 
 # --------------------------------------------------------------------------- shared HTTP bits
@@ -446,13 +248,13 @@ def create_control_plane_app(
         else None
     )
 
-    # One client for the app's life (its TLS setup is too slow to repeat per request);
-    # an app served without lifespan events falls back to a client per dispatch.
+    # One client for the app's life; an app served without lifespan events falls back
+    # to a client per dispatch.
     runner_client: list[httpx.AsyncClient] = []
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+        async with _runner_http_client() as client:
             runner_client.append(client)
             try:
                 yield
@@ -462,7 +264,7 @@ def create_control_plane_app(
     async def dispatch(url: str, **kwargs: Any) -> httpx.Response:
         if runner_client:
             return await runner_client[0].post(url, **kwargs)
-        async with httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS) as client:
+        async with _runner_http_client() as client:
             return await client.post(url, **kwargs)
 
     def ops_route(path: str, endpoint: Endpoint, methods: list[str], flag: str | None) -> Route:
@@ -539,7 +341,7 @@ def create_control_plane_app(
         report: dict[str, Any] = {
             "app_env": settings.app_env,
             "features": settings.flags(),
-            "database": _database_kind(settings.database_url.get_secret_value()),
+            "database": database_kind(settings.database_url.get_secret_value()),
             "runner": "configured" if settings.runner_url else "not configured",
             "jobs": store.counts(),
         }
@@ -566,6 +368,17 @@ def create_control_plane_app(
         lifespan=lifespan,
         max_body_size=_MAX_BODY_BYTES,
     )
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle takes ~25 ms, which was most of a sandbox's start: once per
+    # process. httpx's own default, verifying certificates (RUNNER_URL may be https).
+    return httpx.create_ssl_context()
+
+
+def _runner_http_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=RUNNER_TIMEOUT_SECONDS, verify=_tls_context())
 
 
 def _runner_detail(reply: httpx.Response) -> str | None:
@@ -600,7 +413,7 @@ class _Runner:
         self.faults = faults
         self.job_seconds = job_seconds
         # What the runner expects once its token "was rotated" (runner-rejects-token).
-        self.rotated_token = secrets.token_urlsafe(32)
+        self.rotated_token = token_urlsafe(32)
         # The event loop keeps only weak references to tasks.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -666,3 +479,89 @@ def create_runner_app(
     )
     app.state.runner = runner
     return app
+
+
+# --------------------------------------------------------------------------- the service
+
+#: validated like a real one, never connected to: the job store lives in memory
+SANDBOX_DATABASE_URL = "postgresql://opsconsole@127.0.0.1:5432/opsconsole_sandbox"
+_CONTROL_PLANE = "control-plane"
+_RUNNER = "runner"
+
+
+def _switch_runner_down(host: ServiceHost, active: bool) -> None:
+    # The runner's port really refuses connections, and it comes back on the same one.
+    if active:
+        host.stop(_RUNNER)
+    else:
+        host.resume(_RUNNER)
+
+
+class V2ControlPlane(SandboxService):
+    """The control plane and its runner sharing one job store (source runbook 004)."""
+
+    name = "v2-control-plane"
+    title = "V2 control plane and job runner"
+    variables = ("base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd")
+    secrets = ("ops_key", "runner_token")
+    faults = (
+        Fault(
+            "runner-down",
+            "the runner is not listening: its port refuses connections",
+            switch=_switch_runner_down,
+        ),
+        Fault(
+            "runner-rejects-token",
+            "the runner's token was rotated: it rejects the token the control plane sends (401)",
+        ),
+        Fault(
+            "job-fails",
+            "the runner accepts jobs, then marks them failed (upstream returned 503)",
+        ),
+        Fault(
+            "debug-leaks-token",
+            "/debug/env leaks the runner token (the leakage grep must catch it)",
+        ),
+        Fault(
+            "slow-control-plane",
+            "every control-plane response is delayed by 6 s (over the 5 s budget)",
+        ),
+    )
+
+    def __init__(self) -> None:
+        #: ``ops_jobs``, shared by both apps (the real services share Postgres)
+        self.store = JobStore()
+
+    def start(self, host: ServiceHost) -> dict[str, str]:
+        self.store = JobStore()
+        runner_token = host.secrets["runner_token"]
+        runner = RunnerSettings.from_env(
+            {"DATABASE_URL": SANDBOX_DATABASE_URL, "RUNNER_TOKEN": runner_token}
+        )
+        runner_url = host.serve(
+            _RUNNER,
+            create_runner_app(runner, self.store, host.faults, job_seconds=host.job_seconds),
+        )
+        control = ControlPlaneSettings.from_env(
+            {
+                "APP_ENV": "sandbox",
+                "DATABASE_URL": SANDBOX_DATABASE_URL,
+                "SECRET_KEY": token_urlsafe(32),
+                "OPS_API_KEY": host.secrets["ops_key"],
+                "RUNNER_URL": runner_url,
+                "RUNNER_TOKEN_OUTBOUND": runner_token,
+                "JOBS_ENABLED": "true",
+                "RUNNER_ENABLED": "true",
+            }
+        )
+        base_url = host.serve(
+            _CONTROL_PLANE, create_control_plane_app(control, self.store, host.faults)
+        )
+        python = shlex.quote(sys.executable)
+        return {
+            "base_url": base_url,
+            "runner_url": runner_url,
+            "database_url": SANDBOX_DATABASE_URL,
+            "control_plane_cmd": f"{python} -m opsconsole.sandbox serve {_CONTROL_PLANE}",
+            "runner_cmd": f"{python} -m opsconsole.sandbox serve {_RUNNER}",
+        }
