@@ -202,8 +202,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             from .sandbox import Sandbox
 
             try:
-                sandbox = Sandbox(faults=args.fault)
-            except ValueError as exc:
+                sandbox = Sandbox.for_runbooks([runbook], faults=args.fault)
+            except OpsConsoleError as exc:
                 return _fail(str(exc))
             sandbox.start()
             sandbox.install_keyring()
@@ -325,7 +325,7 @@ def cmd_demo(faults: list[str]) -> int:
 
     try:
         sandbox = Sandbox(faults=faults)
-    except ValueError as exc:
+    except OpsConsoleError as exc:
         return _fail(str(exc))
     print("Starting the demo sandbox on loopback…", file=sys.stderr, flush=True)
     sandbox.start()

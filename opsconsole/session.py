@@ -63,6 +63,7 @@ from .steps.base import Outcome, StepContext
 if TYPE_CHECKING:
     from .artifacts import Artifact
     from .model import Runbook, Step
+    from .template import RenderContext
 
 __all__ = ["Answer", "RunSession", "StepRefused", "abandon_run", "open_session"]
 
@@ -344,7 +345,7 @@ class RunSession:
         """The exact action a step will take, resolved and redacted: what the operator confirms."""
         trusted = self.trusted_variables
 
-        def render(text: str, context: str = "text") -> str:
+        def render(text: str, context: RenderContext = "text") -> str:
             from .template import render as render_template
 
             return render_template(
@@ -554,7 +555,7 @@ class RunSession:
         variables = self.variables
         trusted = self.trusted_variables
 
-        def render(text: str, context: str = "text") -> str:
+        def render(text: str, context: RenderContext = "text") -> str:
             from .template import render as render_template
 
             return render_template(

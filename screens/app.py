@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App
@@ -62,7 +63,7 @@ class OpsConsoleApp(App[int]):
 
     TITLE = "opsconsole"
     # Home as a mode (not get_default_screen) so its CSS_PATH is loaded like any screen's.
-    MODES: ClassVar[dict[str, type[Screen[object]]]] = {"home": HomeScreen}
+    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = {"home": HomeScreen}
     DEFAULT_MODE: ClassVar[str] = "home"
     COMMANDS = App.COMMANDS | {
         _runbook_commands,
@@ -76,6 +77,8 @@ class OpsConsoleApp(App[int]):
 
     #: the environment new walkthroughs open in; screens watch it
     environment_name: reactive[str] = reactive("", init=False)
+    #: sandbox faults switched on right now (the banners show them)
+    active_faults: reactive[tuple[str, ...]] = reactive((), init=False)
 
     def __init__(self, settings: ConsoleSettings) -> None:
         super().__init__()
@@ -85,6 +88,10 @@ class OpsConsoleApp(App[int]):
         self._initial_opened = False
         self.environment = self._initial_environment()
         self.set_reactive(OpsConsoleApp.environment_name, self.environment.name)
+        if settings.sandbox is not None:
+            self.set_reactive(
+                OpsConsoleApp.active_faults, tuple(sorted(settings.sandbox.active_faults))
+            )
 
     def _initial_environment(self) -> Environment:
         config = self.settings.config
@@ -263,12 +270,17 @@ class OpsConsoleApp(App[int]):
         if sandbox is None:
             return
         try:
-            sandbox.set_fault(name, active)  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - reported, never a traceback
+            sandbox.set_fault(name, active)
+        except OpsConsoleError as exc:
             self.notify(f"Cannot change fault {name}: {exc}", severity="error", markup=False)
             return
         verb = "injected" if active else "cleared"
         self.notify(f"Sandbox fault {name} {verb}.", markup=False)
+        self.call_from_thread(self._faults_changed)
+
+    def _faults_changed(self) -> None:
+        sandbox = self.settings.sandbox
+        self.active_faults = tuple(sorted(sandbox.active_faults)) if sandbox is not None else ()
 
     # -- unexpected errors -----------------------------------------------------------
 

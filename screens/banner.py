@@ -38,6 +38,8 @@ class EnvironmentBanner(Widget):
     description: reactive[str] = reactive("")
     #: extra text after the environment (run id, counts) — Content, never markup
     details: reactive[Content] = reactive(Content(""))
+    #: sandbox faults switched on (shown with a text marker that survives NO_COLOR)
+    faults: reactive[tuple[str, ...]] = reactive(())
 
     def watch_protected(self, protected: bool) -> None:
         self.set_class(protected, "-protected")
@@ -48,6 +50,13 @@ class EnvironmentBanner(Widget):
         else:
             head = Content.assemble("Environment: ", (self.environment_name, "bold"))
         parts: list[Content | str] = [head]
+        if self.faults:
+            parts += [
+                " │ ",
+                Content.assemble(
+                    ("FAULTS: ", "bold $text-warning"), (", ".join(self.faults), "$text-warning")
+                ),
+            ]
         if self.details:
             parts += [" │ ", self.details]
         elif self.description:

@@ -114,18 +114,15 @@ class SandboxCommands(_Commands):
         sandbox = app.settings.sandbox
         if sandbox is None:
             return
-        from opsconsole.sandbox import FAULTS
-
-        active = getattr(sandbox, "active_faults", frozenset())
-        for name, description in FAULTS.items():
-            state = "active now" if name in active else "not active"
+        for fault in sandbox.faults():
+            state = "active now" if fault.active else "not active"
             yield (
-                f"Sandbox: inject fault {name}",
-                f"{description} ({state})",
-                partial(app.set_sandbox_fault, name, True),
+                f"Sandbox: inject fault {fault.name}",
+                f"{fault.description} ({state})",
+                partial(app.set_sandbox_fault, fault.name, True),
             )
             yield (
-                f"Sandbox: clear fault {name}",
-                f"back to normal: {name} ({state})",
-                partial(app.set_sandbox_fault, name, False),
+                f"Sandbox: clear fault {fault.name}",
+                f"back to normal: {fault.name} ({state})",
+                partial(app.set_sandbox_fault, fault.name, False),
             )

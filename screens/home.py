@@ -88,6 +88,7 @@ class HomeScreen(Screen[None]):
         self.sub_title = "runbooks"
         banner = self.query_one(EnvironmentBanner)
         self.watch(self.app, "environment_name", self._environment_changed)
+        self.watch(self.app, "active_faults", self._faults_changed)
         banner.environment_name = self.ops_app.environment.name
         self._build_columns()
         # parse after the first frame: the operator sees the console at once
@@ -97,6 +98,9 @@ class HomeScreen(Screen[None]):
         # Back from a walkthrough: the last-run column may have changed.
         if self._entries:
             self.load_catalog()
+
+    def _faults_changed(self, faults: tuple[str, ...]) -> None:
+        self.query_one(EnvironmentBanner).faults = faults
 
     def _environment_changed(self, name: str) -> None:
         environment = self.ops_app.environment

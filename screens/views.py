@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.operator import Question, Reply
     from opsconsole.session import RunSession
+    from opsconsole.template import RenderContext
 
 __all__ = ["StepView", "register_view", "view_for"]
 
@@ -37,7 +38,7 @@ def heading(text: str) -> Content:
     return Content.assemble((text, "bold $text-primary"))
 
 
-def preview(session: RunSession, text: str, context: str = "text") -> str:
+def preview(session: RunSession, text: str, context: RenderContext = "text") -> str:
     """A template filled in as the step will fill it (escaped for ``context``), with
     every secret as ***; the template itself when it cannot be filled yet."""
     from opsconsole.errors import TemplateError

@@ -188,6 +188,7 @@ class WalkthroughScreen(Screen[None]):
         banner = self.query_one(EnvironmentBanner)
         banner.environment_name = session.environment.name
         banner.protected = session.environment.protected
+        self.watch(self.app, "active_faults", self._faults_changed)
         self.set_class(session.environment.protected, "-protected")
         self._update_status()
         steps = session.runbook.steps
@@ -199,6 +200,9 @@ class WalkthroughScreen(Screen[None]):
         else:
             self._log(f"Started run {session.run.id} in {session.environment.name}.")
         self._show_run_state()
+
+    def _faults_changed(self, faults: tuple[str, ...]) -> None:
+        self.query_one(EnvironmentBanner).faults = faults
 
     async def on_unmount(self) -> None:
         await self.session.close()
@@ -332,8 +336,8 @@ class WalkthroughScreen(Screen[None]):
     # -- actions ---------------------------------------------------------------------
 
     def _busy(self) -> bool:
-        if self.running_step is not None or self.session.running is not None:
-            running = self.running_step or self.session.running
+        running = self.running_step or self.session.running
+        if running is not None:
             self.notify(
                 f"{self.session.runbook.step(running).title!s} is still running; wait for it.",
                 severity="warning",

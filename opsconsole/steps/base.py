@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ..operator import Event, Question, Reply
     from ..run import StepResult
     from ..secrets import Redactor, SecretPolicy
+    from ..template import RenderContext
 
 __all__ = [
     "Outcome",
@@ -157,7 +158,7 @@ class StepContext(Generic[SpecT]):
         #: the step's action may have reached the outside world (set by :meth:`acting`)
         self.acted = False
 
-    def render(self, text: str, context: str = "text") -> str:
+    def render(self, text: str, context: RenderContext = "text") -> str:
         """``{{ }}`` references filled with run variables and secrets (raises TemplateError).
 
         ``context`` says where the text goes: "text", "url", "shell" or "pattern"; values

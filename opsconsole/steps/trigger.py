@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections import ChainMap
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -40,6 +40,9 @@ from .http import (
     render_expect,
     unsent_outcome,
 )
+
+if TYPE_CHECKING:
+    from ..template import RenderContext
 
 __all__ = ["FOLLOW_ERROR_LIMIT", "FollowSpec", "TriggerSpec", "TriggerStep"]
 
@@ -246,7 +249,7 @@ def _with_captures(
     def secret(name: str) -> str:
         return secrets[name] if name in secrets else ctx.secret(name)
 
-    def render(text: str, context: str = "text") -> str:
+    def render(text: str, context: RenderContext = "text") -> str:
         from ..template import render as render_template
 
         return render_template(
