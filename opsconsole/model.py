@@ -66,8 +66,14 @@ def parse_duration(value: Any) -> float:
             )
         number, unit = float(match.group(1)), match.group(2) or "s"
         seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    import math
+
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds (not .nan or .inf)")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > 7 * 24 * 3600:  # a typo, and timers overflow on huge values
+        raise ValueError("a duration must be at most a week (168h)")
     return seconds
 
 
@@ -168,8 +174,12 @@ class _StepSpec(_Spec):
     @field_validator("id")
     @classmethod
     def _id_shape(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
-            raise ValueError("a step id uses letters, digits, '-', '_' and '.'")
+        if value is not None and (
+            not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value) or ".." in value
+        ):
+            raise ValueError(
+                "a step id uses letters, digits, '-', '_' and '.' (at most 100, no '..')"
+            )
         return value
 
 
