@@ -65,8 +65,8 @@ __all__ = [
 MIB = 1024 * 1024
 #: a runbook is read whole; anything larger is refused before parsing
 MAX_RUNBOOK_BYTES = 2 * MIB
-#: markdown-it costs up to ~50 µs a line: this keeps any runbook to a few seconds
-MAX_RUNBOOK_LINES = 100_000
+#: markdown-it costs up to ~60 µs a line (lists): this keeps any runbook to a few seconds
+MAX_RUNBOOK_LINES = 50_000
 #: one front matter or ``ops`` block body (real ones are a few hundred bytes)
 MAX_YAML_CHARS = 64 * 1024
 #: what ids become part of file names (evidence, run state): lower-case slugs
