@@ -92,6 +92,7 @@ def test_human_runbook_without_ops_blocks_is_useful(tmp_path: Path) -> None:
     )
     runbook, errors = parse_runbook(path)
     assert errors == []
+    assert runbook is not None
     assert runbook.title == "Restart the widget service"
     assert [s.title for s in runbook.sections] == [
         "Restart the widget service",
