@@ -5,7 +5,7 @@ The verbs are how CI and scripts use opsconsole, so they are stable:
     opsconsole                      the console's home screen
     opsconsole run RUNBOOK          the console at that runbook
     opsconsole demo                 the built-in sandbox + the console
-    opsconsole lint PATH...         0 clean, 1 with ``path:line: message`` lines
+    opsconsole lint PATH...         0 clean (warnings allowed unless --strict), 1 with errors
     opsconsole show RUNBOOK --json  the parsed outline
     opsconsole check RUNBOOK ...    headless run: 0 nothing failed, 1 a step failed, was unknown
                                     or inconclusive (or nothing automated ran, with
@@ -23,9 +23,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from .config import Config, ConsoleSettings, bundled_runbooks_dir, load_config, state_dir
 from .errors import OpsConsoleError, RunbookError
+from .terminal_text import terminal_safe, terminal_safe_json
 
 __all__ = ["main"]
 
@@ -60,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
     lint = verbs.add_parser("lint", help="check runbooks; prints path:line: message per problem")
     lint.add_argument("paths", nargs="+", type=Path)
+    lint.add_argument(
+        "--strict", action="store_true", help="warnings (unknown front matter, ...) fail too"
+    )
 
     show = verbs.add_parser("show", help="print a runbook's parsed outline")
     show.add_argument("runbook", type=Path)
@@ -124,21 +129,45 @@ def _runbook_paths(config: Config) -> list[Path]:
     return [bundled_runbooks_dir(), *(Path(p).expanduser() for p in config.runbook_paths)]
 
 
-def cmd_lint(paths: Sequence[Path]) -> int:
-    from .loader import lint_paths
+def _print_problems(problems: Sequence[RunbookError], file: TextIO | None = None) -> None:
+    """``path:line: [warning: ]message``, one line each, whatever the runbook contains."""
+    for problem in problems:
+        print(terminal_safe(str(problem), one_line=True), file=file or sys.stdout)
 
-    errors = lint_paths(paths)
-    for error in errors:
-        print(error)
-    return EXIT_FAILED if errors else EXIT_OK
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def cmd_lint(paths: Sequence[Path], strict: bool = False) -> int:
+    """Problems on stdout (one per line), the summary on stderr; exit 1 on errors."""
+    from .loader import lint
+
+    result = lint(paths)
+    _print_problems(result.problems)
+    errors, warnings = len(result.errors), len(result.warnings)
+    found = _plural(result.runbooks, "runbook")
+    if errors:
+        summary = f"{found}, {_plural(errors, 'error')}, {_plural(warnings, 'warning')}"
+    elif warnings:
+        summary = f"{found}, {_plural(warnings, 'warning')}"
+    else:
+        summary = f"{found}, no problems"
+    print(summary, file=sys.stderr)
+    return EXIT_FAILED if errors or (strict and warnings) else EXIT_OK
 
 
 def cmd_show(path: Path, as_json: bool) -> int:
     import json
 
-    from .loader import load_runbook
+    from .loader import parse_runbook
 
-    runbook = load_runbook(path)
+    runbook, problems = parse_runbook(path)
+    errors = [problem for problem in problems if not problem.is_warning]
+    if errors or runbook is None:
+        _print_problems(errors, sys.stderr)
+        return EXIT_USAGE
+    _print_problems(problems, sys.stderr)  # warnings: the outline is still shown
     outline = {
         "id": runbook.id,
         "title": runbook.title,
@@ -167,19 +196,41 @@ def cmd_show(path: Path, as_json: bool) -> int:
         ],
     }
     if as_json:
-        print(json.dumps(outline, indent=2, ensure_ascii=False))
+        print(terminal_safe_json(json.dumps(outline, indent=2, ensure_ascii=False)))
         return EXIT_OK
-    print(f"{runbook.title} ({runbook.id})  {runbook.path}")
+
+    def safe(text: object) -> str:
+        return terminal_safe(str(text), one_line=True)
+
+    print(f"{safe(runbook.title)} ({safe(runbook.id)})  {safe(runbook.path)}")
+    steps = {step.id: step for step in runbook.steps}
     for section in runbook.sections:
-        print(f"{'  ' * max(section.level - 1, 0)}{section.title}  [line {section.line}]")
+        print(f"{'  ' * max(section.level - 1, 0)}{safe(section.title)}  [line {section.line}]")
         for step_id in section.step_ids:
-            step = runbook.step(step_id)
+            step = steps[step_id]
             flag = " (mutating)" if step.mutating else ""
             print(
-                f"{'  ' * section.level}- {step.kind:8} {step.title}{flag}"
+                f"{'  ' * section.level}- {step.kind:8} {safe(step.title)}{flag}"
                 f"  [line {step.line}]"
             )
     return EXIT_OK
+
+
+def _junit_target_problem(path: Path) -> str | None:
+    """Why a JUnit report could not be written to ``path`` (checked before the run)."""
+    import os
+
+    target = path.expanduser()
+    if target.is_dir():
+        return f"--junit {path}: is a folder; give the report's file name"
+    parent = target.parent
+    if not parent.is_dir():
+        return f"--junit {path}: the folder {parent} does not exist"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--junit {path}: cannot write in {parent}"
+    if target.exists() and not os.access(target, os.W_OK):
+        return f"--junit {path}: the file exists and cannot be overwritten"
+    return None
 
 
 def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str | None) -> int:
@@ -189,6 +240,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
 
     if args.fault and not args.sandbox:
         return _fail("--fault needs --sandbox")
+    if args.junit and (problem := _junit_target_problem(args.junit)):
+        return _fail(terminal_safe(problem, one_line=True))
     answers: dict[str, str] = {}
     for item in args.answer:
         key, sep, value = item.partition("=")
@@ -229,7 +282,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
         def progress(step: object, entry: dict[str, object]) -> None:
             if not args.json:
                 mark = MARKS[str(entry["status"])]
-                print(f"{mark} {entry['id']}: {entry['title']}", file=sys.stderr, flush=True)
+                line = terminal_safe(f"{entry['id']}: {entry['title']}", one_line=True)
+                print(f"{mark} {line}", file=sys.stderr, flush=True)
 
         import asyncio
 
@@ -246,11 +300,14 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
     finally:
         if sandbox is not None:
             sandbox.stop()
+    print(terminal_safe_json(report.to_json()) if args.json else terminal_safe(report.to_text()))
     if args.junit:
         from .run import atomic_write
 
-        atomic_write(args.junit, report.to_junit())
-    print(report.to_json() if args.json else report.to_text())
+        try:
+            atomic_write(args.junit.expanduser(), report.to_junit())
+        except OSError as exc:
+            return _fail(f"could not write the JUnit report {args.junit}: {exc.strerror or exc}")
     return report.exit_code
 
 
@@ -348,7 +405,7 @@ def cmd_demo(faults: list[str]) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "lint":
-        return cmd_lint(args.paths)
+        return cmd_lint(args.paths, args.strict)
     if args.verb == "show":
         return cmd_show(args.runbook, args.json)
     if args.verb == "check":
@@ -371,8 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except RunbookError as exc:
-        for error in getattr(exc, "errors", [exc]):
-            print(error, file=sys.stderr)
+        _print_problems(exc.errors, sys.stderr)
         return EXIT_USAGE
     except OpsConsoleError as exc:
         return _fail(str(exc))

@@ -4,7 +4,8 @@ Every error an operator can cause or fix derives from :class:`OpsConsoleError`
 and has a message fit to show on screen as it is (no traceback needed):
 
 OpsConsoleError
-├── RunbookError        a runbook cannot be read; ``str()`` is ``path:line: message``
+├── RunbookError        a problem in a runbook; ``str()`` is ``path:line: message``
+│                       (``path:line: warning: message`` when ``severity == "warning"``)
 ├── ConfigError         the environment config is malformed, or names an unknown environment
 ├── SecretUnavailable   a secret could not be read from the keyring or the process environment
 ├── AuditUnavailable    the audit log cannot be written; mutating actions are refused (fail closed)
@@ -19,7 +20,7 @@ OpsConsoleError
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from .runlock import Holder
@@ -33,6 +34,7 @@ __all__ = [
     "RunTakenOver",
     "RunbookError",
     "SecretUnavailable",
+    "Severity",
     "StepRefused",
     "TemplateError",
     "UnsafePath",
@@ -43,14 +45,31 @@ class OpsConsoleError(Exception):
     """Base class: the message is operator-facing."""
 
 
-class RunbookError(OpsConsoleError):
-    """A problem in a runbook file, located to a line."""
+Severity = Literal["error", "warning"]
 
-    def __init__(self, path: Path | str, line: int, message: str) -> None:
+
+class RunbookError(OpsConsoleError):
+    """A problem in a runbook file, located to a line.
+
+    An ``"error"`` keeps the runbook from opening; a ``"warning"`` (an unknown
+    front-matter field, a fence never closed) is reported by ``lint`` and does
+    not. ``errors`` holds every problem of the file when ``load_runbook`` raises.
+    """
+
+    def __init__(
+        self, path: Path | str, line: int, message: str, severity: Severity = "error"
+    ) -> None:
         self.path = Path(path)
         self.line = line
         self.message = message
-        super().__init__(f"{self.path}:{line}: {message}")
+        self.severity: Severity = severity
+        self.errors: list[RunbookError] = [self]
+        label = "warning: " if severity == "warning" else ""
+        super().__init__(f"{self.path}:{line}: {label}{message}")
+
+    @property
+    def is_warning(self) -> bool:
+        return self.severity == "warning"
 
 
 class ConfigError(OpsConsoleError):

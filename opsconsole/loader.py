@@ -7,12 +7,22 @@ plain shell fences become runnable commands, everything else is prose.
 
 Every problem is a :class:`~opsconsole.errors.RunbookError` located to a line;
 the loader collects all of them so ``opsconsole lint`` reports a file at once.
+Errors keep a runbook from opening; warnings (unknown front matter, a fence
+never closed) do not.
+
+Any file is answered within bounded time and memory: only regular files are
+read (a FIFO never blocks), at most :data:`MAX_RUNBOOK_BYTES` and
+:data:`MAX_RUNBOOK_LINES`; YAML goes through
+:mod:`opsconsole.bounded_yaml`, which refuses alias bombs, deep nesting, huge
+integers and duplicate keys as located errors rather than exceptions.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 import textwrap
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,13 +35,35 @@ from markdown_it.token import Token
 from mdit_py_plugins.front_matter import front_matter_plugin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import RunbookError
+from .bounded_yaml import YamlRefused, load_bounded
+from .errors import RunbookError, Severity
 from .model import Runbook, Section, Step
 from .steps import kinds, step_type
 from .steps.base import Produces
 from .template import references, template_problems
 
-__all__ = ["find_runbooks", "lint_paths", "load_runbook", "parse_runbook"]
+__all__ = [
+    "MAX_RUNBOOK_BYTES",
+    "MAX_RUNBOOK_LINES",
+    "FrontMatter",
+    "LintResult",
+    "find_runbooks",
+    "lint",
+    "lint_paths",
+    "load_runbook",
+    "parse_runbook",
+    "read_runbook_bytes",
+]
+
+MIB = 1024 * 1024
+#: a runbook is read whole; anything larger is refused before parsing
+MAX_RUNBOOK_BYTES = 2 * MIB
+#: markdown-it costs up to ~60 µs a line (lists): this keeps any runbook to a few seconds
+MAX_RUNBOOK_LINES = 50_000
+#: one front matter or ``ops`` block body (real ones are a few hundred bytes)
+MAX_YAML_CHARS = 64 * 1024
+#: what ids become part of file names (evidence, run state): lower-case slugs
+SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
 SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "console", "zsh"})
 BUILTIN_VARIABLES = frozenset({"run_id", "environment"})
@@ -40,7 +72,14 @@ _NESTED_TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[( |x|X)\]\s")
 
 
 class FrontMatter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """The fields opsconsole reads; any other field is kept in ``model_extra``.
+
+    Runbooks carry front matter for their site generator or for Runme
+    (``weight``, ``aliases``, ``runme``, ``shell``...): an unknown field is a
+    warning, never a reason not to open the file.
+    """
+
+    model_config = ConfigDict(extra="allow")
 
     id: str | None = None
     title: str | None = None
@@ -60,6 +99,16 @@ class FrontMatter(BaseModel):
             return {str(name): "" for name in value}
         if isinstance(value, dict):
             return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_a_slug(cls, value: str | None) -> str | None:
+        if value is not None and (not SLUG.fullmatch(value) or ".." in value):
+            raise ValueError(
+                "an id is a lower-case slug (letters, digits, '-', '_', '.'; no '/' or '..') "
+                "of at most 100 characters"
+            )
         return value
 
     @field_validator("tags", "secrets", mode="before")
@@ -88,12 +137,17 @@ class _Parse:
     path: Path
     errors: list[RunbookError] = field(default_factory=list)
 
-    def error(self, line: int, message: str) -> None:
-        self.errors.append(RunbookError(self.path, line, message))
+    def error(self, line: int, message: str, severity: Severity = "error") -> None:
+        self.errors.append(RunbookError(self.path, line, message, severity))
+
+    def warning(self, line: int, message: str) -> None:
+        self.error(line, message, "warning")
 
 
 def _markdown() -> MarkdownIt:
-    return MarkdownIt("commonmark").use(front_matter_plugin).enable("table")
+    # Block structure only: prose is kept as source lines, so inline markup is parsed
+    # just for titles (_InlineText); tables would change nothing the loader reads.
+    return MarkdownIt("commonmark").use(front_matter_plugin).disable("inline")
 
 
 def _slug(text: str) -> str:
@@ -104,14 +158,40 @@ def _slug(text: str) -> str:
     return slug[:40].strip("-") or "step"
 
 
-def _inline_text(token: Token) -> str:
-    parts = [
-        child.content
-        for child in token.children or []
-        if child.type in {"text", "code_inline", "softbreak"}
-    ]
-    text = "".join(part if part else " " for part in parts)
-    return " ".join(text.split())
+class _InlineText:
+    """Plain text of headings and checklist items, without their Markdown markup.
+
+    markdown-it's inline parser costs up to ~30 µs a character on hostile text
+    (``![![![…``), so it runs only on short titles that contain markup, and on at
+    most :data:`INLINE_BUDGET` characters per runbook; past that a title is its
+    source text with whitespace collapsed.
+    """
+
+    MAX_SOURCE = 2000
+    INLINE_BUDGET = 32 * 1024
+    _MARKUP = re.compile(r"[\\`*_\[\]<>&!]")
+    _KEPT = frozenset({"text", "text_special", "code_inline", "softbreak", "hardbreak"})
+
+    def __init__(self, md: MarkdownIt) -> None:
+        self.md = md
+        self.budget = self.INLINE_BUDGET
+
+    def __call__(self, source: str) -> str:
+        if (
+            len(source) > self.MAX_SOURCE
+            or len(source) > self.budget
+            or not self._MARKUP.search(source)
+        ):
+            return " ".join(source.split())
+        self.budget -= len(source)
+        children: list[Token] = []
+        self.md.inline.parse(source, self.md, {}, children)
+        text = "".join(
+            " " if child.type.endswith("break") else child.content
+            for child in children
+            if child.type in self._KEPT
+        )
+        return " ".join(text.split()) or " ".join(source.split())
 
 
 def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
@@ -139,21 +219,34 @@ def _yaml_line(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 _TYPE_TAG = re.compile(r"^(function-|literal\[|list\[|dict\[|int$|str$|float$|bool$|union\[)")
 
 
+_MAX_MESSAGES_PER_BLOCK = 20
+
+
 def _validation_messages(exc: ValidationError) -> Iterator[tuple[tuple[Any, ...], str]]:
-    seen: set[tuple[Any, ...]] = set()
-    for error in exc.errors(include_url=False):
+    """One message per location, in order; linear in the number of pydantic errors
+    (a list of 4,000 bad items is 4,000 messages, not 4,000² comparisons)."""
+    errors = exc.errors(include_url=False)
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    nested: dict[tuple[Any, ...], int] = {}  # errors at or under each raw location prefix
+    for error in errors:
         # union members add type tags to the location; one mistake is one message
         loc = tuple(part for part in error["loc"] if not _TYPE_TAG.match(str(part)))
-        if loc in seen:
-            continue
-        seen.add(loc)
+        groups.setdefault(loc, []).append(error)
+        raw = tuple(error["loc"])
+        for end in range(len(raw) + 1):
+            nested[raw[:end]] = nested.get(raw[:end], 0) + 1
+    for shown, (loc, group) in enumerate(groups.items()):
+        if shown == _MAX_MESSAGES_PER_BLOCK:
+            yield loc, f"and {len(groups) - shown} more problems like the ones above"
+            return
+        error = group[0]
         where = ".".join(str(part) for part in loc)
         message = " ".join(str(error["msg"]).removeprefix("Value error, ").split())
         if (
             error["type"].startswith(("literal_error", "int_", "list_type"))
-            and len([e for e in exc.errors(include_url=False) if e["loc"][: len(loc)] == loc]) > 1
+            and nested.get(loc, 0) > 1
         ):
-            message = "expected " + _expected_forms(exc, loc)
+            message = "expected " + _expected_forms(group)
         if error["type"] == "extra_forbidden":
             message = f"unknown field {where!r}"
         elif error["type"] == "missing":
@@ -163,33 +256,44 @@ def _validation_messages(exc: ValidationError) -> Iterator[tuple[tuple[Any, ...]
         yield loc, message
 
 
-def _expected_forms(exc: ValidationError, loc: tuple[Any, ...]) -> str:
-    forms = []
-    for error in exc.errors(include_url=False):
-        if tuple(p for p in error["loc"] if not _TYPE_TAG.match(str(p))) == loc:
-            text = str(error["msg"]).removeprefix("Input should be ")
-            forms.append(" ".join(text.split()))
+def _expected_forms(group: list[Any]) -> str:
+    forms = [" ".join(str(e["msg"]).removeprefix("Input should be ").split()) for e in group]
     return " or ".join(dict.fromkeys(forms))
 
 
 def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[Any, Any]:
     """Parse YAML; returns (data, composed node) or reports the error."""
+    if len(text) > MAX_YAML_CHARS:
+        parse.error(
+            first_line,
+            f"{what}: {len(text) / 1024:.0f} KiB of YAML; the limit is "
+            f"{MAX_YAML_CHARS // 1024} KiB",
+        )
+        return None, None
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        data, node = load_bounded(text, first_line)
+    except YamlRefused as exc:
+        parse.error(first_line + exc.line, f"{what}: {exc.message}")
+        return None, None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or exc.context or "invalid YAML"
-        if exc.context_mark is not None and "<stream end>" in problem:
-            # "got <stream end>" points past the block; where the construct opened is useful
+        last = max(len(text.rstrip("\n").split("\n")) - 1, 0)
+        at_end = mark is not None and (mark.line > last or "<stream end>" in problem)
+        if exc.context_mark is not None and exc.context and at_end:
+            # the end of the block is no help; where the unclosed construct opened is
             mark = exc.context_mark
             problem = f"{exc.context} that is never closed ({problem})"
-        last = max(len(text.rstrip("\n").splitlines()) - 1, 0)
         line = first_line + min(mark.line if mark else 0, last)
-        parse.error(line, f"{what}: invalid YAML: {problem}")
+        parse.error(line, f"{what}: invalid YAML: {' '.join(problem.split())}")
+        return None, None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+        line = first_line + text[: exc.position].count("\n")
+        reason = str(exc).split("\n", 1)[0]
+        parse.error(line, f"{what}: invalid YAML: {reason}")
         return None, None
     except yaml.YAMLError as exc:
-        parse.error(first_line, f"{what}: invalid YAML: {exc}")
+        parse.error(first_line, f"{what}: invalid YAML: {' '.join(str(exc).split())}")
         return None, None
     return data, node
 
@@ -206,18 +310,147 @@ def _shell_commands(info: str, body: str) -> str:
     return body.rstrip("\n")
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def _not_regular(mode: int) -> str | None:
+    """Why a file of this mode is not read as a runbook (None: it is a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"not a regular file ({kind})"
+
+
+def _too_big(size: int | None) -> str:
+    shown = f"{size / MIB:.1f} MiB" if size is not None else f"more than {MAX_RUNBOOK_BYTES} bytes"
+    return (
+        f"runbook is {shown}; the limit is {MAX_RUNBOOK_BYTES // MIB} MiB "
+        "(split it into smaller runbooks)"
+    )
+
+
+def read_runbook_bytes(path: Path) -> bytes:
+    """The file's bytes, or :class:`RunbookError` (line 1) if it is not a regular file
+    of at most :data:`MAX_RUNBOOK_BYTES`.
+
+    Opened with ``O_NONBLOCK`` so a FIFO or device answers at once instead of
+    waiting for a writer, and read with a bound even if the file grows meanwhile.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (OSError, ValueError) as exc:
+        try:
+            why = _not_regular(os.stat(path).st_mode)  # a socket cannot be opened at all
+        except (OSError, ValueError):
+            why = None
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RunbookError(path, 1, why or f"cannot read runbook: {detail}") from None
+    try:
+        info = os.fstat(fd)
+        why = _not_regular(info.st_mode)
+        if why:
+            raise RunbookError(path, 1, why)
+        if info.st_size > MAX_RUNBOOK_BYTES:
+            raise RunbookError(path, 1, _too_big(info.st_size))
+        chunks: list[bytes] = []
+        size = 0
+        while size <= MAX_RUNBOOK_BYTES:
+            chunk = os.read(fd, min(MIB, MAX_RUNBOOK_BYTES + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_RUNBOOK_BYTES:
+            raise RunbookError(path, 1, _too_big(None))
+        return b"".join(chunks)
+    except OSError as exc:
+        raise RunbookError(path, 1, f"cannot read runbook: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def _front_matter(parse: _Parse, token: Token) -> FrontMatter:
+    """The front matter's known fields; unknown ones are kept (``model_extra``) and warned of."""
+    data, node = _load_yaml(parse, token.content, 2, "front matter")
+    if data is None:
+        return FrontMatter()
+    if not isinstance(data, dict):
+        parse.error(2, "front matter must be a YAML mapping (key: value lines)")
+        return FrontMatter()
+
+    key_lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key_lines.setdefault(key_node.value, 2 + key_node.start_mark.line)
+
+    def line_of(key: Any) -> int:
+        return key_lines.get(str(key), 2)
+
+    fields = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            parse.error(line_of(key), f"front matter: a field name is text, not {key!r}")
+            continue
+        if key not in FrontMatter.model_fields:
+            parse.warning(
+                line_of(key),
+                f"front matter: unknown field {key!r} (kept, not used by opsconsole)",
+            )
+        fields[key] = value
+    try:
+        return FrontMatter.model_validate(fields)
+    except ValidationError as exc:
+        bad_keys = set()
+        for loc, message in _validation_messages(exc):
+            line = _yaml_line(node, loc)
+            parse.error(2 + (line or 0), f"front matter: {message}")
+            if loc:
+                bad_keys.add(loc[0])
+    # keep what is valid, so one bad key does not make every variable "unknown"
+    salvage = {k: v for k, v in fields.items() if k not in bad_keys}
+    try:
+        return FrontMatter.model_validate(salvage)
+    except ValidationError:
+        return FrontMatter()
+
+
+def _markdown_lines(text: str) -> int:
+    """How many lines markdown-it counts (a final newline does not start one)."""
+    return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+
+
+def _fence_is_closed(token: Token, lines: list[str]) -> bool:
+    assert token.map is not None
+    first, end = token.map
+    if end - first < 2:
+        return False
+    closing = lines[end - 1].lstrip(" \t>").rstrip()  # blockquote / list item indentation
+    marker = token.markup[:1]
+    return len(closing) >= len(token.markup) and closing == marker * len(closing)
+
+
 def parse_runbook(
     path: Path | str, text: str | None = None
 ) -> tuple[Runbook | None, list[RunbookError]]:
-    """Parse a runbook; returns the runbook (None if unusable) and every error found."""
+    """Parse a runbook; returns the runbook (None if unusable) and every problem found.
+
+    Problems are errors and warnings (``RunbookError.severity``), sorted by line:
+    a runbook with warnings only opens.
+    """
     path = Path(path)
     parse = _Parse(path)
     if text is None:
         try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            parse.error(1, f"cannot read runbook: {exc.strerror or exc}")
-            return None, parse.errors
+            raw = read_runbook_bytes(path)
+        except RunbookError as error:
+            return None, [error]
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -226,33 +459,32 @@ def parse_runbook(
             return None, parse.errors
     else:
         raw = text.encode()
-
-    lines = text.splitlines()
-    tokens = _markdown().parse(text)
+        if len(raw) > MAX_RUNBOOK_BYTES:
+            return None, [RunbookError(path, 1, _too_big(len(raw)))]
+    # A byte-order mark would hide the front matter; markdown-it ends lines at \n, \r\n
+    # and \r only (str.splitlines also splits at \f, \x1c, \u2028...), so line numbers
+    # here must be cut the same way.
+    text = text.removeprefix("\ufeff")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    line_count = _markdown_lines(text)
+    if line_count > MAX_RUNBOOK_LINES:
+        parse.error(
+            1,
+            f"runbook has {line_count:,} lines; the limit is {MAX_RUNBOOK_LINES:,} "
+            "(split it into smaller runbooks)",
+        )
+        return None, parse.errors
+    markdown = _markdown()
+    tokens = markdown.parse(text)
+    inline_text = _InlineText(markdown)
     meta = FrontMatter()
 
     if lines and lines[0].strip() == "---" and not (tokens and tokens[0].type == "front_matter"):
         parse.error(1, "front matter opened with '---' is never closed with a '---' line")
     elif tokens and tokens[0].type == "front_matter":
-        data, node = _load_yaml(parse, tokens[0].content, 2, "front matter")
-        if data is not None and not isinstance(data, dict):
-            parse.error(2, "front matter must be a YAML mapping (key: value lines)")
-        elif isinstance(data, dict):
-            try:
-                meta = FrontMatter.model_validate(data)
-            except ValidationError as exc:
-                bad_keys = set()
-                for loc, message in _validation_messages(exc):
-                    line = _yaml_line(node, loc)
-                    parse.error(2 + (line or 0), f"front matter: {message}")
-                    if loc:
-                        bad_keys.add(loc[0])
-                # keep what is valid, so one bad key does not make every variable "unknown"
-                salvage = {k: v for k, v in data.items() if k not in bad_keys}
-                try:
-                    meta = FrontMatter.model_validate(salvage)
-                except ValidationError:
-                    meta = FrontMatter()
+        meta = _front_matter(parse, tokens[0])
 
     sections: list[Section] = []
     blocks: list[_Block] = []
@@ -270,7 +502,7 @@ def parse_runbook(
         token = tokens[index]
         if token.type == "heading_open" and token.map:
             inline = tokens[index + 1]
-            title = _inline_text(inline) or inline.content
+            title = inline_text(inline.content)
             level = int(token.tag[1])
             if level == 1 and title_from_h1 is None:
                 title_from_h1 = title
@@ -281,6 +513,13 @@ def parse_runbook(
             info = token.info.strip()
             words = info.split()
             line = token.map[0] + 1
+            if token.map[1] >= line_count and not _fence_is_closed(token, lines):
+                marker = token.markup if len(token.markup) <= 8 else token.markup[:3] + "…"
+                parse.warning(
+                    line,
+                    f"this {marker} fence is never closed: it runs to the end of the file "
+                    "(close it with the same fence where the block ends)",
+                )
             if words and words[0] == "ops":
                 kind = words[1] if len(words) > 1 else ""
                 blocks.append(_Block(kind, line, token.content, current_section(line), info))
@@ -292,8 +531,7 @@ def parse_runbook(
             match = _TASK.match(token.content)
             if opener is not None and opener.type == "list_item_open" and match:
                 item_map = opener.map or token.map
-                text = _inline_text(token)
-                text = _TASK.sub("", text)
+                text = inline_text(_TASK.sub("", token.content))
                 detail_lines = [
                     line
                     for line in lines[token.map[1] : item_map[1]]
@@ -307,7 +545,7 @@ def parse_runbook(
         sections.append(Section(index=0, level=0, title="Overview", line=1))
 
     # Prose: each section's source lines up to the next heading, without ops blocks.
-    hidden = set()
+    hidden: set[int] = set()
     for start, end in excluded:
         hidden.update(range(start, end))
     for position, section in enumerate(sections):
@@ -333,6 +571,7 @@ def parse_runbook(
         sections=sections,
         steps=steps,
         digest=hashlib.sha256(raw).hexdigest(),
+        front_matter=dict(meta.model_extra or {}),
     )
     parse.errors.sort(key=lambda error: error.line)
     return runbook, parse.errors
@@ -410,13 +649,18 @@ def _build_steps(
                 )
             seen.setdefault(step.id, step.line)
     counters: dict[int, int] = {}
+    #: next suffix to try per base id, so 20,000 sections titled alike stay linear
+    next_suffix: dict[str, int] = {}
     for step in steps:
         counters[step.section] = counters.get(step.section, 0) + 1
         if not step.id:
             base = f"{_slug(sections[step.section].title)}-{counters[step.section]}"
-            candidate, n = base, 2
+            candidate, n = base, next_suffix.get(base, 2)
+            if n > 2:
+                candidate = f"{base}-{n}"
             while candidate in seen:
                 candidate, n = f"{base}-{n}", n + 1
+            next_suffix[base] = n
             step.id = candidate
             seen[candidate] = step.line
         sections[step.section].step_ids.append(step.id)
@@ -493,37 +737,82 @@ def _check_step_references(
 
 
 def load_runbook(path: Path | str) -> Runbook:
-    """Load a runbook or raise the first :class:`RunbookError` (all are in ``.errors``)."""
-    runbook, errors = parse_runbook(path)
+    """Load a runbook or raise its first error (every error is in ``.errors``).
+
+    Warnings do not stop a runbook from opening; ``parse_runbook`` returns them.
+    """
+    runbook, problems = parse_runbook(path)
+    errors = [problem for problem in problems if not problem.is_warning]
     if errors or runbook is None:
         first = errors[0]
-        first.errors = errors  # type: ignore[attr-defined]
+        first.errors = errors
         raise first
     return runbook
 
 
-def find_runbooks(paths: Iterable[Path | str]) -> list[Path]:
-    """Markdown files under the given files/folders, sorted, without duplicates."""
+def find_runbooks(
+    paths: Iterable[Path | str], skipped: list[RunbookError] | None = None
+) -> list[Path]:
+    """Markdown files under the given files/folders, sorted, without duplicates.
+
+    In a folder, what is named ``*.md`` but is not a regular file (a folder, a
+    FIFO, a broken link) is left out, with a warning appended to ``skipped``.
+    A path given by name is always returned: reading it says what is wrong.
+    """
     found: dict[Path, None] = {}
     for entry in paths:
         entry = Path(entry).expanduser()
         if entry.is_dir():
             for candidate in sorted(entry.rglob("*.md")):
-                if candidate.name.lower() != "readme.md" and not any(
+                if candidate.name.lower() == "readme.md" or any(
                     part.startswith(".") for part in candidate.relative_to(entry).parts
                 ):
+                    continue
+                try:
+                    why = _not_regular(candidate.stat().st_mode)
+                except OSError as exc:
+                    why = f"cannot read it: {exc.strerror or exc}"
+                if why is None:
                     found[candidate] = None
+                elif skipped is not None:
+                    skipped.append(RunbookError(candidate, 1, f"skipped: {why}", "warning"))
         else:
             found[entry] = None
     return list(found)
 
 
-def lint_paths(paths: Iterable[Path | str]) -> list[RunbookError]:
-    errors: list[RunbookError] = []
+@dataclass
+class LintResult:
+    """What ``opsconsole lint`` found: how many runbooks were read, and every problem."""
+
+    runbooks: int = 0
+    problems: list[RunbookError] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[RunbookError]:
+        return [problem for problem in self.problems if not problem.is_warning]
+
+    @property
+    def warnings(self) -> list[RunbookError]:
+        return [problem for problem in self.problems if problem.is_warning]
+
+
+def lint(paths: Iterable[Path | str]) -> LintResult:
+    """Parse every runbook under ``paths``; one bad file never stops the others."""
+    result = LintResult()
     targets = list(paths)
     for entry in targets:
         if not Path(entry).expanduser().exists():
-            errors.append(RunbookError(entry, 1, "no such file or folder"))
-    for path in find_runbooks(p for p in targets if Path(p).expanduser().exists()):
-        errors.extend(parse_runbook(path)[1])
-    return errors
+            result.problems.append(RunbookError(entry, 1, "no such file or folder"))
+    skipped: list[RunbookError] = []
+    found = find_runbooks((p for p in targets if Path(p).expanduser().exists()), skipped)
+    result.problems.extend(skipped)
+    for path in found:
+        result.runbooks += 1
+        result.problems.extend(parse_runbook(path)[1])
+    return result
+
+
+def lint_paths(paths: Iterable[Path | str]) -> list[RunbookError]:
+    """Every problem (errors and warnings) in the runbooks under ``paths``."""
+    return lint(paths).problems

@@ -49,9 +49,11 @@ def parse_duration(value: Any) -> float:
         number, unit = float(match.group(1)), match.group(2) or "s"
         seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
     if not math.isfinite(seconds):
-        raise ValueError("a duration must be a finite number of seconds")
+        raise ValueError("a duration must be a finite number of seconds (not .nan or .inf)")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > 7 * 24 * 3600:  # a typo, and timers overflow on huge values
+        raise ValueError("a duration must be at most a week (168h)")
     return seconds
 
 
@@ -139,18 +141,17 @@ class Runbook:
     sections: list[Section] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     digest: str = ""
-
-    def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+    #: front-matter fields opsconsole does not use itself (site generators, Runme)
+    front_matter: dict[str, Any] = field(default_factory=dict)
+    _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def index_of(self, step_id: str) -> int:
-        for index, step in enumerate(self.steps):
-            if step.id == step_id:
-                return index
-        raise KeyError(step_id)
+        if len(self._index) != len(self.steps):
+            self._index = {step.id: n for n, step in enumerate(self.steps)}
+        return self._index[step_id]
+
+    def step(self, step_id: str) -> Step:
+        return self.steps[self.index_of(step_id)]
 
     def phase_of(self, gate_id: str) -> list[Step]:
         """The steps a gate closes: those after the previous gate, up to this one."""

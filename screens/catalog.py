@@ -49,8 +49,13 @@ class RunbookEntry:
         return str(self.path)
 
     @property
+    def problems(self) -> list[RunbookError]:
+        """Errors only: a warning (unknown front matter, an unclosed fence) opens anyway."""
+        return [error for error in self.errors if not error.is_warning]
+
+    @property
     def ok(self) -> bool:
-        return self.runbook is not None and not self.errors
+        return self.runbook is not None and not self.problems
 
     @property
     def title(self) -> str:
@@ -61,9 +66,9 @@ class RunbookEntry:
     @property
     def first_error(self) -> str:
         """``path:line: message`` of the first problem (empty when the runbook is fine)."""
-        if not self.errors:
+        if not self.problems:
             return ""
-        error = self.errors[0]
+        error = self.problems[0]
         return f"{display_path(error.path)}:{error.line}: {error.message}"
 
 

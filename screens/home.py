@@ -238,7 +238,7 @@ class HomeScreen(Screen[None]):
             detail.update(Content(""))
             return
         if not entry.ok:
-            more = len(entry.errors) - 1
+            more = len(entry.problems) - 1
             also = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
             detail.update(
                 Content.assemble(

@@ -42,7 +42,7 @@ __all__ = [
     "StepType",
 ]
 
-_STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STEP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 class StepSpec(BaseModel):
@@ -59,7 +59,9 @@ class StepSpec(BaseModel):
     @classmethod
     def _id_shape(cls, value: str | None) -> str | None:
         if value is not None and (not _STEP_ID.fullmatch(value) or ".." in value):
-            raise ValueError("a step id uses letters, digits, '-', '_' and '.'")
+            raise ValueError(
+                "a step id uses letters, digits, '-', '_' and '.' (at most 100, no '..')"
+            )
         return value
 
 
