@@ -115,7 +115,12 @@ class UnsafePath(OpsConsoleError):
 
 
 class TemplateError(OpsConsoleError):
-    pass
+    """A reference cannot be filled; ``name`` is the variable or ``secrets.x`` that has no
+    value (empty when the problem is not a missing value)."""
+
+    def __init__(self, message: str, name: str = "") -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class StepRefused(OpsConsoleError):

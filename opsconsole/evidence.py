@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import OpsConsoleError
 from .files import inside
 from .run import Attempt, StepResult, StepStatus, atomic_write, now_iso
 
@@ -79,6 +80,15 @@ def render_evidence(session: RunSession) -> str:
         f"- Exported: {now_iso()}",
         f"- Result: {result_line}",
     ]
+    try:
+        head = str(session.audit.head())
+    except OpsConsoleError:
+        head = run.audit_head or "unknown"
+    log = session.audit.path
+    lines.append(
+        f"- Audit log: `{log}`, head `{head}` — anchor it outside this machine; check with "
+        f"`opsconsole audit verify --log {log} --anchor {head}`"
+    )
     if run.rehearsal:
         lines.append(
             "- **Rehearsal**: some answers came from the sandbox's simulated operator; "

@@ -8,6 +8,7 @@ through the redactor first; secret captures are never saved.
 from __future__ import annotations
 
 import json
+import os
 import secrets as _random
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 from .artifacts import Artifact
 from .errors import RunStateError
 from .files import atomic_write as atomic_write  # moved to files.py; still importable here
-from .files import inside
+from .files import inside, open_private, write_all
 
 __all__ = [
     "CLEARED",
@@ -162,6 +163,9 @@ class Run(BaseModel):
     captures: dict[str, str] = Field(default_factory=dict)
     #: some answers came from the sandbox's simulated operator: a rehearsal, not evidence
     rehearsal: bool = False
+    #: the audit chain's head after this run's last record (``HASH:SEQ``): a log cut short
+    #: afterwards no longer reaches it, which resume and ``audit verify --anchor`` detect
+    audit_head: str | None = None
 
     @staticmethod
     def new_id() -> str:
@@ -180,30 +184,138 @@ class Run(BaseModel):
         return counts
 
 
+#: run fields a journal entry carries besides the one step's result
+_HEADER_FIELDS = (
+    "status",
+    "cursor",
+    "finished_at",
+    "updated_at",
+    "captures",
+    "rehearsal",
+    "audit_head",
+)
+#: journal entries before a snapshot is written anyway (more when the run is large:
+#: compaction costs O(run), so it happens every max(this, steps) entries — linear overall)
+COMPACT_AFTER = 64
+
+
 class RunStore:
-    """Saved runs, one JSON file each under ``<state>/runs/``."""
+    """Saved runs under ``<state>/runs/``: a snapshot per run plus a journal of step changes.
+
+    ``save`` writes the whole run atomically (temp file, fsync, rename). ``save_step``
+    appends one step's result (and the run's few changing fields) to ``<id>.journal``
+    and fsyncs it: a step costs the same whether the run has 10 steps or 2,000. When the
+    journal is longer than the run, it is folded into a new snapshot. ``load`` reads the
+    snapshot and replays the journal; a torn last line (a crash mid-append) is ignored —
+    that change is lost, and an interrupted step then reads as running, hence unknown.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root / "runs"
+        self._journal_lines: dict[str, int] = {}
+        #: run id -> (snapshot, journal): checked once, not on every step
+        self._paths: dict[str, tuple[Path, Path]] = {}
+        #: runs whose snapshot this store wrote or read (a journal needs one to apply to)
+        self._snapshotted: set[str] = set()
+
+    def _paths_of(self, run_id: str) -> tuple[Path, Path]:
+        if run_id not in self._paths:
+            self._paths[run_id] = (
+                inside(self.root, f"{run_id}.json"),
+                inside(self.root, f"{run_id}.journal"),
+            )
+        return self._paths[run_id]
 
     def path(self, run_id: str) -> Path:
-        return inside(self.root, f"{run_id}.json")
+        return self._paths_of(run_id)[0]
+
+    def journal_path(self, run_id: str) -> Path:
+        return self._paths_of(run_id)[1]
 
     def save(self, run: Run) -> None:
         run.updated_at = now_iso()
         try:
             atomic_write(self.path(run.id), run.model_dump_json(indent=2))
+            if self._journal_lines.get(run.id, 1):
+                # folded into the snapshot just written
+                self.journal_path(run.id).unlink(missing_ok=True)
         except OSError as exc:
             raise RunStateError(
                 f"cannot save run state to {self.root}: {exc.strerror or exc}"
             ) from None
+        self._journal_lines[run.id] = 0
+        self._snapshotted.add(run.id)
+
+    def save_step(self, run: Run, result: StepResult) -> None:
+        """Record one step's change durably, in time independent of the run's size."""
+        if run.id not in self._snapshotted and not self.path(run.id).exists():
+            self.save(run)
+            return
+        self._snapshotted.add(run.id)
+        run.updated_at = now_iso()
+        entry = {
+            "run": {name: getattr(run, name) for name in _HEADER_FIELDS},
+            "result": result.model_dump(mode="json"),
+        }
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        try:
+            fd = open_private(self.journal_path(run.id), os.O_WRONLY | os.O_APPEND)
+            try:
+                write_all(fd, line.encode("utf-8", "backslashreplace"))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise RunStateError(
+                f"cannot save run state to {self.root}: {exc.strerror or exc}"
+            ) from None
+        count = self._journal_lines.get(run.id, 0) + 1
+        self._journal_lines[run.id] = count
+        if count > max(COMPACT_AFTER, len(run.results)):
+            self.save(run)
 
     def load(self, run_id: str) -> Run:
         path = self.path(run_id)
         try:
-            return Run.model_validate_json(path.read_text(encoding="utf-8"))
+            run = Run.model_validate_json(path.read_text(encoding="utf-8"))
         except (OSError, ValidationError, json.JSONDecodeError) as exc:
             raise RunStateError(f"{path}: cannot read saved run: {exc}") from None
+        run, applied = self._replay(run)
+        self._journal_lines[run_id] = applied
+        return run
+
+    def _replay(self, run: Run) -> tuple[Run, int]:
+        """The run with its journal's entries applied, and how many there were."""
+        try:
+            raw = self.journal_path(run.id).read_bytes()
+        except OSError:
+            return run, 0
+        header: dict[str, Any] = {}
+        results: dict[str, Any] = {}
+        applied = 0
+        for line in raw.split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+                result, latest = entry["result"], entry["run"]
+                step_id = result["step_id"]
+            except (ValueError, KeyError, TypeError):
+                break  # a torn last line: everything before it counts
+            header.update(latest)
+            results[step_id] = result
+            applied += 1
+        if not applied:
+            return run, 0
+        data = run.model_dump(mode="json")
+        data.update({k: v for k, v in header.items() if k in _HEADER_FIELDS})
+        data["results"].update(results)
+        try:
+            return Run.model_validate(data), applied
+        except ValidationError as exc:
+            raise RunStateError(
+                f"{self.journal_path(run.id)}: cannot read saved run: {exc}"
+            ) from None
 
     def runs(self) -> list[Run]:
         """Every readable saved run, newest first (unreadable files are skipped)."""
@@ -212,8 +324,8 @@ class RunStore:
             return runs
         for path in self.root.glob("*.json"):
             try:
-                runs.append(Run.model_validate_json(path.read_text(encoding="utf-8")))
-            except (OSError, ValidationError, ValueError):
+                runs.append(self.load(path.stem))
+            except (OSError, RunStateError, ValueError):
                 continue
         runs.sort(key=lambda run: run.updated_at, reverse=True)
         return runs

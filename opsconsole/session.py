@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .analysis import Clock, SystemClock
 from .artifacts import redact_and_cap
-from .audit import AuditLog
+from .audit import AuditHead, AuditLog, verify
 from .clients import Clients
 from .config import Environment
 from .errors import (
@@ -63,6 +63,7 @@ from .steps.base import Outcome, StepContext
 if TYPE_CHECKING:
     from .artifacts import Artifact
     from .model import Runbook, Step
+    from .runlock import RunLock
     from .template import RenderContext
 
 __all__ = ["Answer", "RunSession", "StepRefused", "abandon_run", "open_session"]
@@ -135,8 +136,14 @@ class RunSession:
         operator: str = "operator",
         clients: Clients | None = None,
         clock: Clock | None = None,
+        lock: RunLock | None = None,
+        read_only: bool = False,
     ) -> None:
         self.runbook = runbook
+        #: this console holds the run (None: read-only, or a caller that does not lock)
+        self.lock = lock
+        #: looking only: nothing runs, nothing is written (another console holds the run)
+        self.read_only = read_only
         self.environment = environment
         self.store = store
         self.redactor = redactor or audit.redactor
@@ -184,6 +191,7 @@ class RunSession:
         for step_id, result in run.results.items():
             if result.status is not StepStatus.RUNNING:
                 continue
+            run.cursor = step_id  # resume lands on the step that was running
             step = known.get(step_id)
             if step is not None and step.mutating:
                 result.status = StepStatus.UNKNOWN
@@ -218,13 +226,40 @@ class RunSession:
                 + ", ".join(repr(name) for name in missing)
                 + " (needed by this runbook)"
             )
+        if self.resumed and self.run.audit_head:
+            problem = await asyncio.to_thread(self._check_anchor)
+            if problem:
+                problems.append(problem)
+        if self.read_only:
+            return problems
         if not self.resumed:
             self._audit_soft("run.start", runbook=self.runbook.id, title=self.runbook.title)
         self.save()
         return problems
 
+    def _check_anchor(self) -> str | None:
+        """The audit log must still reach the head this run saw last (truncation, rewrites)."""
+        try:
+            anchor = AuditHead.parse(self.run.audit_head or "")
+        except ValueError:
+            return None
+        verdict = verify(self.audit.path, anchor)
+        if verdict.ok:
+            return None
+        problem = (
+            f"the audit log {self.audit.path} no longer matches this run's records: "
+            f"{verdict.message} — it may have been cut or rewritten (opsconsole audit verify)"
+        )
+        self._audit_soft("audit.anchor_mismatch", anchor=str(anchor), problem=verdict.message)
+        return problem
+
     async def close(self) -> None:
-        await self.clients.aclose()
+        try:
+            await self.clients.aclose()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+                self.lock = None
 
     def missing_variables(self) -> list[str]:
         asked = {
@@ -254,17 +289,38 @@ class RunSession:
             raise TemplateError(f"secret {name!r} is not available (see the start-up warning)")
         return secret.reveal()
 
-    def next_step_id(self) -> str | None:
-        for step in self.runbook.steps:
-            if self.run.result(step.id).status not in FINISHED:
-                return step.id
+    def next_step_id(self, start: int = 0) -> str | None:
+        """The first unfinished step (from index ``start``, when every step before it is
+        known to be finished: keeps a walk through a long runbook linear)."""
+        steps = self.runbook.steps
+        for index in range(start, len(steps)):
+            if self.run.result(steps[index].id).status not in FINISHED:
+                return steps[index].id
         return None
 
-    def save(self) -> None:
-        """Persist a redacted copy (results are redacted when recorded; this is the backstop)."""
-        snapshot = Run.model_validate(self.redactor.redact_obj(self.run.model_dump()))
-        self.store.save(snapshot)
-        self.run.updated_at = snapshot.updated_at
+    def save(self, result: StepResult | None = None) -> None:
+        """Persist a redacted copy: one step's change (``result``), or the whole run.
+
+        Results are redacted when recorded; this is the backstop. A step's save costs the
+        same in a 2,000-step run as in a 10-step one (the store journals it)."""
+        if self.read_only:
+            return
+        if self.lock is not None and not self.lock.still_ours():
+            # taken over by another console: this one stops writing, from now on
+            self.read_only = True
+            self.lock.ensure_ours()
+        if result is None:
+            snapshot = Run.model_validate(self.redactor.redact_obj(self.run.model_dump()))
+            self.store.save(snapshot)
+            self.run.updated_at = snapshot.updated_at
+            return
+        cleaned = StepResult.model_validate(self.redactor.redact_obj(result.model_dump()))
+        self.run.captures = self.redactor.redact_obj(self.run.captures)
+        self.store.save_step(self.run, cleaned)
+
+    def _save_step(self, result: StepResult) -> None:
+        """One step changed: journal it, or write the whole run when the run just ended."""
+        self.save(None if self.finished else result)
 
     def record_event(self, event: str, **fields: Any) -> str | None:
         """Audit a non-mutating event (an export, a note); returns the problem if it failed."""
@@ -272,25 +328,39 @@ class RunSession:
 
     def _audit_soft(self, event: str, **fields: Any) -> str | None:
         """Audit a non-mutating event; a failure is reported, not fatal."""
+        if self.read_only:
+            return None
         try:
-            self.audit.append(
-                event,
-                run=self.run.id,
-                environment=self.environment.name,
-                operator=self.operator,
-                **fields,
+            self._head(
+                self.audit.append(
+                    event,
+                    run=self.run.id,
+                    environment=self.environment.name,
+                    operator=self.operator,
+                    **fields,
+                )
             )
         except AuditUnavailable as exc:
             self.warnings.append(str(exc))
             return str(exc)
         return None
 
+    def _head(self, head: AuditHead) -> None:
+        """Keep the chain's head in the run state: a log cut short later is detected."""
+        self.run.audit_head = str(head)
+
     @property
     def finished(self) -> bool:
         return self.run.status is not RunStatus.IN_PROGRESS
 
-    def _advance(self) -> None:
-        self.run.cursor = self.next_step_id()
+    def _advance(self, step_id: str | None = None) -> None:
+        """Move the cursor to the first unfinished step. Every step before the old cursor
+        was finished, so the search starts there, or at the step that just changed."""
+        start = 0
+        cursor = self.run.cursor
+        if cursor is not None and step_id is not None:
+            start = min(self.runbook.index_of(cursor), self.runbook.index_of(step_id))
+        self.run.cursor = self.next_step_id(start)
         if self.run.cursor is None and self.run.status is RunStatus.IN_PROGRESS:
             self.run.status = RunStatus.COMPLETED
             self.run.finished_at = now_iso()
@@ -319,15 +389,42 @@ class RunSession:
     # -- operator actions ----------------------------------------------------------
 
     def skip(self, step_id: str, reason: str) -> StepResult:
+        self._refuse_if_read_only()
         if not reason.strip():
             raise StepRefused("a skip needs a reason (it goes into the evidence)")
         result = self.run.result(step_id)
         result.archive()
         self._mark_skipped(result, reason)
         self._audit_soft("step.skip", step=step_id, reason=reason.strip())
-        self._advance()
-        self.save()
+        self._advance(step_id)
+        self._save_step(result)
         return result
+
+    def _not_produced(self, step: Step, name: str) -> str | None:
+        """Why ``step`` could not be built when an earlier step that produces ``name``
+        (a capture, an input) has not passed; None when no step produces it."""
+        if not name:
+            return None
+        wanted = name.removeprefix("secrets.")
+        for earlier in self.runbook.steps[: self.runbook.index_of(step.id)]:
+            made = earlier.type.produces(earlier.spec)
+            if wanted in made.variables or wanted in made.secrets:
+                status = self.run.result(earlier.id).status.value
+                return (
+                    f"not run: it needs {name}, which step {earlier.id!r} produces, and that "
+                    f"step is {status}"
+                )
+        return None
+
+    def _refuse_if_read_only(self) -> None:
+        if self.read_only:
+            raise StepRefused(
+                "this run is open read-only (another console holds it): nothing can be run "
+                "or skipped here"
+            )
+        if self.lock is not None and not self.lock.still_ours():
+            self.read_only = True
+            self.lock.ensure_ours()
 
     def _mark_skipped(self, result: StepResult, reason: str) -> None:
         result.status = StepStatus.SKIPPED
@@ -377,6 +474,7 @@ class RunSession:
         """
         step = self.runbook.step(step_id)
         result = self.run.result(step_id)
+        self._refuse_if_read_only()
         if self.running is not None:
             raise StepRefused(f"step {self.running!r} is still running")
         if self.finished:
@@ -449,7 +547,7 @@ class RunSession:
                 return
             begun = True
             if mutating:
-                self.audit.append(
+                self._head(self.audit.append(
                     "step.intent",
                     run=self.run.id,
                     environment=self.environment.name,
@@ -459,9 +557,10 @@ class RunSession:
                     kind=step.kind,
                     title=step.title,
                     action=self.describe_action(step),
-                )
+                ))
             if not step.needs_human:
-                self.save()  # a crash from here on leaves RUNNING behind, which resume reads
+                # a crash from here on leaves RUNNING behind, which resume reads
+                self._save_step(result)
                 operator.event(step, Started())
 
         started = time.perf_counter()
@@ -477,7 +576,7 @@ class RunSession:
             result.attempts += 1
             result.started_at = now_iso()
             self._record(result, Outcome(StepStatus.FAILED, f"refused: {exc}"), started)
-            self.save()
+            self._save_step(result)
             return result
         except StepRefused:
             self._restore(result, before)
@@ -491,7 +590,7 @@ class RunSession:
                 self._restore(result, before)
                 if begun and mutating:
                     self._audit_outcome(step, "not run", "cancelled before acting")
-                self.save()
+                self._save_step(result)
                 return result
         except NoAnswer as exc:
             if ctx.acted and mutating:
@@ -511,9 +610,18 @@ class RunSession:
             self._record(result, outcome, started)
             if begun and mutating:
                 self._audit_outcome(step, result.status.value, result.detail)
-            self._advance()
-            self.save()
+            self._advance(step.id)
+            self._save_step(result)
             raise
+        except TemplateError as exc:
+            blocked = self._not_produced(step, exc.name)
+            if blocked is None:
+                outcome = Outcome(StepStatus.FAILED, str(exc))
+            else:
+                # an earlier step that would have produced the value did not pass: this one
+                # was not run (it did not fail), and says which step to look at
+                self._restore(result, before)
+                return self._skip_unanswered(result, blocked, audit=begun and mutating)
         except (OpsConsoleError, OSError, ValueError) as exc:
             outcome = Outcome(StepStatus.FAILED, f"{type(exc).__name__}: {exc}")
         if step.needs_human:
@@ -539,8 +647,8 @@ class RunSession:
         if outcome.stop_run:
             self.run.status = RunStatus.ABORTED
             self.run.finished_at = now_iso()
-        self._advance()
-        self.save()
+        self._advance(step.id)
+        self._save_step(result)
         return result
 
     # -- pieces of execute -----------------------------------------------------------
@@ -633,7 +741,7 @@ class RunSession:
         if result.status is not StepStatus.RUNNING:
             return
         result.artifacts = [redact_and_cap(a, self.redactor.redact_obj) for a in artifacts]
-        self.save()
+        self._save_step(result)
 
     def _cancelled_outcome(
         self, step: Step, result: StepResult, ctx: StepContext[Any], why: str
@@ -660,8 +768,8 @@ class RunSession:
         if audit:
             self._audit_outcome_id(result.step_id, "skipped", reason)
         self._audit_soft("step.skip", step=result.step_id, reason=reason)
-        self._advance()
-        self.save()
+        self._advance(result.step_id)
+        self._save_step(result)
         return result
 
     def _audit_outcome(self, step: Step, status: str, detail: str) -> None:
@@ -670,14 +778,16 @@ class RunSession:
     def _audit_outcome_id(self, step_id: str, status: str, detail: str) -> None:
         result = self.run.result(step_id)
         try:
-            self.audit.append(
-                "step.outcome",
-                run=self.run.id,
-                environment=self.environment.name,
-                operator=self.operator,
-                step=step_id,
-                status=status,
-                detail=detail,
+            self._head(
+                self.audit.append(
+                    "step.outcome",
+                    run=self.run.id,
+                    environment=self.environment.name,
+                    operator=self.operator,
+                    step=step_id,
+                    status=status,
+                    detail=detail,
+                )
             )
         except AuditUnavailable as exc:
             result.detail += f" (outcome NOT audited: {exc})"
@@ -720,10 +830,15 @@ class RunSession:
 
 
 def abandon_run(run: Run, home: Path, reason: str, *, operator: str = "operator") -> Run:
-    """Close a run the operator chose not to resume: kept, audited, not offered again."""
-    run.status = RunStatus.ABORTED
-    run.finished_at = now_iso()
-    RunStore(home).save(run)
+    """Close a run the operator chose not to resume: kept, audited, not offered again.
+
+    Refused (RunHeld) while another live console holds the run."""
+    from .runlock import RunLock
+
+    with RunLock.acquire(home, run.id):
+        run.status = RunStatus.ABORTED
+        run.finished_at = now_iso()
+        RunStore(home).save(run)
     try:
         AuditLog(home / "audit.jsonl").append(
             "run.abandon",
@@ -745,14 +860,41 @@ def open_session(
     *,
     resume: Run | None = None,
     clients: Clients | None = None,
+    read_only: bool = False,
+    lock: RunLock | None = None,
 ) -> RunSession:
-    """A session with the standard store and audit log under ``home``."""
+    """A session with the standard store and audit log under ``home``.
+
+    The run is locked to this console (:class:`~opsconsole.runlock.RunLock`): a run held by
+    another live console raises ``RunHeld`` (open it ``read_only``, or take it over and pass
+    the ``lock``). The lock is released by :meth:`RunSession.close`."""
+    from .runlock import RunLock
+
     redactor = Redactor()
     store = RunStore(home)
     audit = AuditLog(home / "audit.jsonl", redactor)
     if resume is not None and resume.runbook_id != runbook.id:
         raise RunStateError(f"run {resume.id} belongs to runbook {resume.runbook_id!r}")
-    return RunSession(
-        runbook, environment, store=store, audit=audit, run=resume, redactor=redactor,
-        clients=clients,
-    )
+    if not read_only and lock is None and resume is not None:
+        # before the session reads the run: an interrupted step must not be turned into
+        # "unknown" while another console may still be running it
+        lock = RunLock.acquire(home, resume.id)
+    try:
+        session = RunSession(
+            runbook,
+            environment,
+            store=store,
+            audit=audit,
+            run=resume,
+            redactor=redactor,
+            clients=clients,
+            lock=lock,
+            read_only=read_only,
+        )
+        if not read_only and session.lock is None:
+            session.lock = RunLock.acquire(home, session.run.id)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return session

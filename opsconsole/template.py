@@ -93,12 +93,12 @@ def _lookup(
         raise TemplateError(f"unknown filter {kind!r} in {match.group(0)} (known: raw)")
     if name.startswith("secrets."):
         if secret is None:
-            raise TemplateError(f"secret {name[8:]!r} is not available here")
+            raise TemplateError(f"secret {name[8:]!r} is not available here", name)
         return secret(name[8:])
     if "." in name:
         raise TemplateError(f"unknown reference {{{{ {name} }}}}")
     if name not in variables:
-        raise TemplateError(f"variable {name!r} has no value in this run")
+        raise TemplateError(f"variable {name!r} has no value in this run", name)
     return str(variables[name])
 
 

@@ -28,6 +28,9 @@ from .home import HomeScreen
 if TYPE_CHECKING:
     from textual.command import Provider
 
+    from opsconsole.run import Run
+    from opsconsole.runlock import Holder, RunLock
+
     from .catalog import RunbookEntry
     from .walkthrough import WalkthroughScreen
 
@@ -141,9 +144,10 @@ class OpsConsoleApp(App[int]):
     async def open_runbook(self, path: Path) -> None:
         """Open a runbook's walkthrough in the current environment (offering to resume)."""
         from opsconsole.run import RunStore, StepStatus
+        from opsconsole.runlock import RunLock
         from opsconsole.session import open_session
 
-        from .resume import ResumePrompt
+        from .resume import ResumePrompt, RunHeldPrompt
         from .walkthrough import WalkthroughScreen
 
         if self.walkthrough is not None:
@@ -179,9 +183,26 @@ class OpsConsoleApp(App[int]):
             self.notify(str(exc), severity="error", markup=False)
             return
         resume = None
+        read_only = False
+        lock: RunLock | None = None
+        home = self.settings.home
         if unfinished:
             latest = unfinished[0]
-            if not any(r.status is not StepStatus.PENDING for r in latest.results.values()):
+            holder = await asyncio.to_thread(RunLock.holder_of, home, latest.id)
+            if holder is not None and holder.held:
+                # another console holds it (an SSH link that hung, a colleague): never two
+                # consoles writing one run
+                held = await self.push_screen_wait(RunHeldPrompt(latest, runbook, holder))
+                if held is None:
+                    return
+                resume = latest
+                if held == "read-only":
+                    read_only = True
+                else:
+                    lock = await self._take_over(latest, holder)
+                    if lock is None:
+                        return
+            elif not any(r.status is not StepStatus.PENDING for r in latest.results.values()):
                 # opened and left without doing anything: nothing to ask, just carry on with it
                 resume = latest
             else:
@@ -193,18 +214,60 @@ class OpsConsoleApp(App[int]):
                 else:
                     from opsconsole.session import abandon_run
 
-                    await asyncio.to_thread(
-                        abandon_run, latest, self.settings.home, "operator started a new run"
-                    )
+                    try:
+                        await asyncio.to_thread(
+                            abandon_run, latest, home, "operator started a new run"
+                        )
+                    except OpsConsoleError as exc:
+                        self.notify(str(exc), severity="error", markup=False)
+                        return
         try:
-            session = open_session(runbook, environment, self.settings.home, resume=resume)
+            session = open_session(
+                runbook, environment, home, resume=resume, read_only=read_only, lock=lock
+            )
             problems = await session.start()
         except OpsConsoleError as exc:
+            if lock is not None:
+                lock.release()
             self.notify(str(exc), title="Cannot start the run", severity="error", markup=False)
             return
         await self.push_screen(WalkthroughScreen(session, self.settings))
         for problem in [*problems, *session.warnings]:
             self.notify(problem, title="Warning", severity="warning", markup=False, timeout=10)
+
+    async def _take_over(self, run: Run, holder: Holder) -> RunLock | None:
+        """Typed confirmation and a reason, then the lock, then a hard audit record (if that
+        cannot be written the take-over is undone: it must never go unrecorded)."""
+        from opsconsole.audit import AuditLog
+        from opsconsole.errors import AuditUnavailable
+        from opsconsole.runlock import RunLock
+
+        from .resume import TakeOverDialog
+
+        reason = await self.push_screen_wait(TakeOverDialog(run, holder))
+        if not reason:
+            return None
+        home = self.settings.home
+        try:
+            lock = await asyncio.to_thread(RunLock.take_over, home, run.id, reason)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Cannot take over", severity="error", markup=False)
+            return None
+        try:
+            AuditLog(home / "audit.jsonl").append(
+                "run.takeover",
+                run=run.id,
+                environment=run.environment,
+                previous=holder.who_at,
+                previous_status=holder.status,
+                reason=reason,
+                generation=lock.generation,
+            )
+        except AuditUnavailable as exc:
+            lock.release()
+            self.notify(str(exc), title="Take-over not recorded", severity="error", markup=False)
+            return None
+        return lock
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Backstop for the app's own workers: report, never crash the console.

@@ -40,6 +40,8 @@ class EnvironmentBanner(Widget):
     details: reactive[Content] = reactive(Content(""))
     #: sandbox faults switched on (shown with a text marker that survives NO_COLOR)
     faults: reactive[tuple[str, ...]] = reactive(())
+    #: nothing can be run here (another console holds the run)
+    read_only: reactive[bool] = reactive(False)
 
     def watch_protected(self, protected: bool) -> None:
         self.set_class(protected, "-protected")
@@ -50,6 +52,8 @@ class EnvironmentBanner(Widget):
         else:
             head = Content.assemble("Environment: ", (self.environment_name, "bold"))
         parts: list[Content | str] = [head]
+        if self.read_only:
+            parts += [" │ ", Content.assemble(("READ-ONLY", "bold $text-warning"))]
         if self.faults:
             parts += [
                 " │ ",

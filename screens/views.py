@@ -155,7 +155,7 @@ class ManualView(StepView):
 
 class ConfirmView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
-        return "Question", Content(getattr(step.spec, "prompt", step.title))
+        return "Question", Content(preview(session, getattr(step.spec, "prompt", step.title)))
 
     def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
         if isinstance(question, Choose):
@@ -165,7 +165,7 @@ class ConfirmView(StepView):
 
 class InputView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
-        return "Question", Content(getattr(step.spec, "prompt", step.title))
+        return "Question", Content(preview(session, getattr(step.spec, "prompt", step.title)))
 
 
 class GateView(StepView):

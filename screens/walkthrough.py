@@ -188,6 +188,7 @@ class WalkthroughScreen(Screen[None]):
         banner = self.query_one(EnvironmentBanner)
         banner.environment_name = session.environment.name
         banner.protected = session.environment.protected
+        banner.read_only = session.read_only
         self.watch(self.app, "active_faults", self._faults_changed)
         self.set_class(session.environment.protected, "-protected")
         self._update_status()
@@ -195,7 +196,9 @@ class WalkthroughScreen(Screen[None]):
         step_id = session.run.cursor or (steps[0].id if steps else None)
         if step_id is not None:
             self.select_step(step_id)
-        if session.resumed:
+        if session.read_only:
+            self._log(f"Opened run {session.run.id} read-only: another console holds it.")
+        elif session.resumed:
             self._log(f"Resumed run {session.run.id}.")
         else:
             self._log(f"Started run {session.run.id} in {session.environment.name}.")
@@ -527,6 +530,8 @@ class WalkthroughScreen(Screen[None]):
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
         self.running_step = None
+        # taken over by another console meanwhile: say so where the environment is shown
+        self.query_one(EnvironmentBanner).read_only = self.session.read_only
         self._refresh_step(message.step_id)
 
     @on(StepFinished)

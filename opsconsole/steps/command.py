@@ -118,7 +118,7 @@ class CommandStep(StepType[CommandSpec]):
             extra_env = {k: ctx.render(str(v)) for k, v in spec.env.items()}
             cwd = ctx.render(spec.cwd) if spec.cwd else None
         except TemplateError as exc:
-            return Outcome(StepStatus.FAILED, f"cannot build the command: {exc}")
+            raise TemplateError(f"cannot build the command: {exc}", exc.name) from None
         where = cwd or os.getcwd()
         shown = CommandArtifact(
             command=command,

@@ -282,7 +282,7 @@ class HttpStep(StepType[HttpSpec]):
             expect, labels = render_expect(ctx, spec.expect)
             request, response, error, acted = await exchange(ctx, spec)
         except TemplateError as exc:
-            return Outcome(StepStatus.FAILED, f"cannot build the request: {exc}")
+            raise TemplateError(f"cannot build the request: {exc}", exc.name) from None
         if response is None:
             return unsent_outcome(ctx, request, error or "request failed", acted)
         assertions = evaluate_http(expect, response, secret_phrases=labels)
