@@ -10,12 +10,14 @@ without touching the session.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import httpx
+
+    from .config import Environment
 
 __all__ = ["ClientSettings", "Clients"]
 
@@ -32,6 +34,11 @@ class ClientSettings:
     proxy: str | None = None
     #: connect timeout in seconds (the total deadline is per step)
     connect_timeout: float = 5.0
+
+    @classmethod
+    def for_environment(cls, environment: Environment) -> ClientSettings:
+        http = environment.http
+        return cls(verify=http.verify, proxy=http.proxy, connect_timeout=http.connect_timeout)
 
 
 class Clients:
@@ -88,5 +95,3 @@ class Clients:
             http, self._http = self._http, None
             await http.aclose()
 
-
-CloseHook = Callable[[], Awaitable[None]]

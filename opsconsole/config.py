@@ -50,6 +50,16 @@ class Environment:
     secret_hosts: dict[str, list[str]] = field(default_factory=dict)
     #: the config file this environment was read from, for messages
     origin: str = ""
+    #: how steps reach this environment over HTTP: verify TLS (or a CA bundle path),
+    #: a proxy URL, the connect timeout (the total deadline is per step)
+    http: HttpSettings = field(default_factory=lambda: HttpSettings())
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    verify: bool | str = True
+    proxy: str | None = None
+    connect_timeout: float = 5.0
 
 
 @dataclass
@@ -130,7 +140,9 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
     for name, body in environments.items():
         at = f"{where}: environments.{name}"
         _expect(body, dict, at, "a table")
-        extra = set(body) - {"description", "protected", "variables", "secrets", "secret_hosts"}
+        extra = set(body) - {
+            "description", "protected", "variables", "secrets", "secret_hosts", "http"
+        }
         if extra:
             raise ConfigError(f"{at}: unknown setting {sorted(extra)[0]!r}")
         secrets = _text_list(body.get("secrets", []), f"{at}.secrets")
@@ -144,8 +156,30 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
             secrets=secrets,
             secret_hosts=_secret_hosts(body.get("secret_hosts", {}), f"{at}.secret_hosts", secrets),
             origin=where,
+            http=_http_settings(body.get("http", {}), f"{at}.http"),
         )
     return config
+
+
+def _http_settings(value: Any, where: str) -> HttpSettings:
+    _expect(value, dict, where, "a table (verify, proxy, connect_timeout)")
+    unknown = set(value) - {"verify", "proxy", "connect_timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    verify = value.get("verify", True)
+    if not isinstance(verify, bool | str) or verify == "":
+        raise ConfigError(f"{where}.verify: expected true, false or a CA bundle path")
+    if isinstance(verify, str):
+        verify = str(Path(verify).expanduser())
+    proxy = value.get("proxy")
+    if proxy is not None and (
+        not isinstance(proxy, str) or not proxy.startswith(("http://", "https://", "socks5://"))
+    ):
+        raise ConfigError(f"{where}.proxy: expected a proxy URL (http://, https://, socks5://)")
+    timeout = value.get("connect_timeout", 5.0)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+        raise ConfigError(f"{where}.connect_timeout: expected seconds between 0 and 300")
+    return HttpSettings(verify=verify, proxy=proxy, connect_timeout=float(timeout))
 
 
 def default_config_path() -> Path:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .analysis import Clock, SystemClock
 from .artifacts import redact_and_cap
 from .audit import AuditHead, AuditLog, verify
-from .clients import Clients
+from .clients import ClientSettings, Clients
 from .config import Environment
 from .errors import (
     AuditUnavailable,
@@ -152,7 +152,7 @@ class RunSession:
         self.secrets = SecretStore(environment.name, self.redactor, allowed=environment.secrets)
         self.secret_policy = SecretPolicy(environment)
         self.operator = operator
-        self.clients = clients or Clients()
+        self.clients = clients or Clients(ClientSettings.for_environment(environment))
         self.clock = clock or SystemClock()
         self.warnings: list[str] = []
         self.resumed = run is not None
