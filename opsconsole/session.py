@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .analysis import Clock, SystemClock
 from .artifacts import redact_and_cap
 from .audit import AuditHead, AuditLog, verify
-from .clients import ClientSettings, Clients
+from .clients import Clients, ClientSettings
 from .config import Environment
 from .errors import (
     AuditUnavailable,
