@@ -18,7 +18,7 @@ from textual.widgets import Static
 
 from opsconsole.run import StepStatus
 
-from .status import STATUS_STYLE, result_timing, status_content
+from .status import STATUS_STYLE, result_timing, status_content, visible_content
 from .views import heading, request_content, view_for
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ class StepDetail(Vertical):
                 widget.display = False
                 self._shown.pop(widget_id, None)
             return
+        content = visible_content(content)  # outside text: no escape sequence reaches the tty
         # Content equality ignores styles: compare text and spans, and skip needless relayouts
         key = (content.plain, tuple(content.spans))
         if self._shown.get(widget_id) != key:

@@ -38,7 +38,7 @@ from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
 from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
-from .status import STATUS_ICON, counts_content
+from .status import STATUS_ICON, counts_content, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
@@ -279,7 +279,7 @@ class WalkthroughScreen(Screen[None]):
     def _log(self, line: str) -> None:
         from rich.text import Text
 
-        self.query_one(RichLog).write(Text(line))
+        self.query_one(RichLog).write(Text(visible(line)))
 
     def _update_status(self) -> None:
         session = self.session
@@ -310,7 +310,7 @@ class WalkthroughScreen(Screen[None]):
         counts = session.summary()
         state.remove_class("-completed", "-aborted", "-running")
         if self.running_step is not None:
-            title = session.runbook.step(self.running_step).title
+            title = visible(session.runbook.step(self.running_step).title)
             state.update(Content.assemble(("◌ Running: ", "bold"), title, " …"))
             state.add_class("-running")
         elif session.run.status is RunStatus.COMPLETED:
@@ -572,7 +572,7 @@ class WalkthroughScreen(Screen[None]):
                 lines.append(f"  {event.label}{done}{share}")
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
-            self.query_one(RichLog).write(Text("\n".join(lines)))
+            self.query_one(RichLog).write(Text(visible("\n".join(lines))))
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
