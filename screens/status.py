@@ -149,14 +149,12 @@ def last_run_summary(run: Run | None) -> tuple[str, str]:
     if counts["failed"] or counts["unknown"] or counts["inconclusive"]:
         bad = counts["failed"] + counts["unknown"] + counts["inconclusive"]
         return f"✗ {bad} not passed", "$text-error"
-    if run.rehearsal:
-        return f"~ rehearsal {counts['passed']} passed", "$text-secondary"
+    tally = f"{counts['passed']}/{counts['failed']}/{counts['skipped']}"  # passed/failed/skipped
+    if run.rehearsal:  # answers came from the simulated operator: practised, not verified
+        return f"~ rehearsal {tally}", STATUS_STYLE[StepStatus.ANSWERED]
     if not counts["passed"]:
         return "○ nothing verified", "$text-warning"
-    return (
-        f"✓ completed {counts['passed']}/{counts['failed']}/{counts['skipped']}",
-        "$text-success",
-    )
+    return f"✓ completed {tally}", "$text-success"
 
 
 def result_timing(result: StepResult) -> str:
@@ -166,5 +164,6 @@ def result_timing(result: StepResult) -> str:
     if result.started_at:
         parts.append(f"started {format_time(result.started_at)}")
     if result.duration_ms is not None:
-        parts.append(f"took {result.duration_ms:.0f} ms")
+        ms = result.duration_ms
+        parts.append(f"took {ms:.0f} ms" if ms < 10_000 else f"took {ms / 1000:.1f} s")
     return " · ".join(parts)
