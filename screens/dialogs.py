@@ -7,7 +7,7 @@ as plain text, never as markup.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,6 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from opsconsole.operator import ApprovePlan, Choose, EnterText, Reply, TypeToConfirm
+
+from .status import visible, visible_content
 
 if TYPE_CHECKING:
     from opsconsole.model import Step
@@ -33,6 +35,7 @@ __all__ = [
     "ManualCheckDialog",
     "PlanDialog",
     "QuitDialog",
+    "SafeText",
     "SkipReasonDialog",
     "TypedConfirmDialog",
     "UnknownOutcomeDialog",
@@ -50,6 +53,21 @@ def home_relative(path: str) -> str:
     except ValueError:
         return path
     return "~" if str(relative) == "." else f"~/{relative}"
+
+
+class SafeText(Static):
+    """A Static for text from outside (titles, commands, details, errors): never markup,
+    control characters drawn as symbols, so no escape sequence reaches the terminal."""
+
+    def __init__(self, content: Content | str = "", **kwargs: Any) -> None:
+        super().__init__(_safe(content), markup=False, **kwargs)
+
+    def update(self, content: Any = "", *, layout: bool = True) -> None:
+        super().update(_safe(content), layout=layout)
+
+
+def _safe(content: Content | str) -> Content | str:
+    return visible(content) if isinstance(content, str) else visible_content(content)
 
 
 class Dialog(ModalScreen[ResultT]):
@@ -159,7 +177,7 @@ class Dialog(ModalScreen[ResultT]):
 
     @staticmethod
     def error_line() -> Static:
-        line = Static("", id="dialog-error", classes="dialog-error", markup=False)
+        line = SafeText("", id="dialog-error", classes="dialog-error")
         line.display = False
         return line
 
@@ -180,12 +198,12 @@ class ChoiceDialog(Dialog[Reply | None]):
 
     def compose_body(self) -> ComposeResult:
         question = self.question
-        yield Static(Content.assemble((question.prompt, "bold")), classes="dialog-text")
+        yield SafeText(Content.assemble((question.prompt, "bold")), classes="dialog-text")
         if question.detail:
-            yield Static(Content(question.detail), classes="dialog-muted")
+            yield SafeText(Content(question.detail), classes="dialog-muted")
         for choice in question.choices:
             if choice.disabled:
-                yield Static(
+                yield SafeText(
                     Content.assemble((f"{choice.label}: ", "bold"), choice.disabled),
                     classes="dialog-muted",
                 )
@@ -196,7 +214,7 @@ class ChoiceDialog(Dialog[Reply | None]):
         variants = {"positive": "success", "negative": "error", "neutral": "default"}
         for choice in self.question.choices:
             yield Button(
-                choice.label,
+                Content(visible(choice.label)),  # a step type's words: never markup
                 variant=variants[choice.tone],  # type: ignore[arg-type]
                 id=f"choice-{choice.key}",
                 disabled=choice.disabled is not None,
@@ -260,15 +278,15 @@ class InputDialog(Dialog[Reply | None]):
 
     def compose_body(self) -> ComposeResult:
         question = self.question
-        yield Static(Content.assemble((question.prompt, "bold")), classes="dialog-text")
+        yield SafeText(Content.assemble((question.prompt, "bold")), classes="dialog-text")
         hint = f"Saved as {question.name}"
         if question.secret:
             hint += " (secret: never shown, never saved)"
         if question.pattern:
             hint += f"; must match /{question.pattern}/"
-        yield Static(Content(hint), classes="dialog-muted")
+        yield SafeText(Content(hint), classes="dialog-muted")
         yield Input(
-            placeholder=question.placeholder or question.default or "",
+            placeholder=visible(question.placeholder or question.default or ""),
             password=question.secret,
             id="value",
             compact=True,
@@ -315,10 +333,10 @@ class SkipReasonDialog(Dialog[str | None]):
         self.step = step
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
+        yield SafeText(
             Content.assemble("Skip ", (self.step.title, "bold"), "?"), classes="dialog-text"
         )
-        yield Static(
+        yield SafeText(
             Content("The reason is required; it is recorded in the run and the evidence."),
             classes="dialog-muted",
         )
@@ -365,7 +383,7 @@ class TypedConfirmDialog(Dialog[Reply | None]):
         return self.question.expected
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
+        yield SafeText(
             Content.assemble(
                 ("PROTECTED: ", "bold $text-error"),
                 (self.environment, "bold"),
@@ -373,15 +391,15 @@ class TypedConfirmDialog(Dialog[Reply | None]):
             ),
             classes="dialog-text",
         )
-        yield Static(Content.assemble((self.step.title, "bold")), classes="dialog-text")
-        yield Static(Content(self.question.action), classes="dialog-code")
-        yield Static(
+        yield SafeText(Content.assemble((self.step.title, "bold")), classes="dialog-text")
+        yield SafeText(Content(self.question.action), classes="dialog-code")
+        yield SafeText(
             Content.assemble(
                 "Type ", (self.environment, "bold"), " to run it, or escape to cancel."
             ),
             classes="dialog-text",
         )
-        yield Input(placeholder=self.environment, id="environment", compact=True)
+        yield Input(placeholder=visible(self.environment), id="environment", compact=True)
         yield self.error_line()
 
     def compose_buttons(self) -> ComposeResult:
@@ -420,11 +438,11 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
         self.result = result
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
+        yield SafeText(
             Content.assemble(("? ", "bold $text-warning"), (self.step.title, "bold")),
             classes="dialog-text",
         )
-        yield Static(
+        yield SafeText(
             Content(
                 "This step was interrupted while it ran: it may or may not have acted. "
                 "Check the system first. Then re-run it, or skip it (s) with a reason."
@@ -432,7 +450,7 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
             classes="dialog-text",
         )
         if self.result.detail:
-            yield Static(Content(self.result.detail), classes="dialog-muted")
+            yield SafeText(Content(self.result.detail), classes="dialog-muted")
 
     def compose_buttons(self) -> ComposeResult:
         yield Button("Re-run anyway", variant="warning", id="rerun", compact=True)
@@ -464,9 +482,9 @@ class PlanDialog(Dialog[Reply | None]):
         if question.directory:
             parts += [", in ", (home_relative(question.directory), "bold")]
         parts += [" (environment ", (self.environment, "bold"), "):"]
-        yield Static(Content.assemble(*parts), classes="dialog-text")
-        yield Static(Content("\n".join(self.question.plan)), classes="dialog-code")
-        yield Static(
+        yield SafeText(Content.assemble(*parts), classes="dialog-text")
+        yield SafeText(Content("\n".join(self.question.plan)), classes="dialog-code")
+        yield SafeText(
             Content("Tab to Run and press enter to run it exactly as shown."),
             classes="dialog-muted",
         )
@@ -491,8 +509,8 @@ class CancelStepDialog(Dialog[bool | None]):
         self.step_title = title
 
     def compose_body(self) -> ComposeResult:
-        yield Static(Content.assemble((self.step_title, "bold")), classes="dialog-text")
-        yield Static(
+        yield SafeText(Content.assemble((self.step_title, "bold")), classes="dialog-text")
+        yield SafeText(
             Content(
                 "This step changes something. If its action already went out, stopping it "
                 "now leaves its outcome unknown: check the system before running it again."
@@ -516,11 +534,11 @@ class QuitDialog(Dialog[bool | None]):
     FIRST_FOCUS = "stay"
 
     def compose_body(self) -> ComposeResult:
-        yield Static(
+        yield SafeText(
             Content("A run is in progress (saved; you can resume it later). Quit?"),
             classes="dialog-text",
         )
-        yield Static(
+        yield SafeText(
             Content("A step that is still running is interrupted and comes back as unknown."),
             classes="dialog-muted",
         )
@@ -546,8 +564,8 @@ class ErrorDialog(Dialog[None]):
         self.advice = advice
 
     def compose_body(self) -> ComposeResult:
-        yield Static(Content(self.message), classes="dialog-code")
-        yield Static(Content(self.advice), classes="dialog-text")
+        yield SafeText(Content(self.message), classes="dialog-code")
+        yield SafeText(Content(self.advice), classes="dialog-text")
 
     def compose_buttons(self) -> ComposeResult:
         yield Button("OK", variant="primary", id="ok", compact=True)

@@ -8,11 +8,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.content import Content
-from textual.widgets import Button, Input, Static
+from textual.widgets import Button, Input
 
 from opsconsole.operator import Reply
 
-from .dialogs import Dialog
+from .dialogs import Dialog, SafeText
 from .status import STATUS_ICON, STATUS_STYLE
 
 if TYPE_CHECKING:
@@ -35,9 +35,9 @@ class GateDialog(Dialog[Reply | None]):
         self.blockers = question.blockers
 
     def compose_body(self) -> ComposeResult:
-        yield Static(Content.assemble((self.step.title, "bold")), id="gate-title")
+        yield SafeText(Content.assemble((self.step.title, "bold")), id="gate-title")
         if self.question.prompt.strip() != "Go / no-go?":
-            yield Static(Content(self.question.prompt), id="gate-prompt")
+            yield SafeText(Content(self.question.prompt), id="gate-prompt")
         lines: list[str | tuple[str, str]] = []
         for line in self.question.phase:
             if lines:
@@ -46,10 +46,10 @@ class GateDialog(Dialog[Reply | None]):
         if not lines:
             lines = [("(no steps before this gate)", "$text-muted")]
         with VerticalScroll(id="gate-phase", can_focus=False):
-            yield Static(Content.assemble(*lines), id="gate-steps")
+            yield SafeText(Content.assemble(*lines), id="gate-steps")
         if self.blockers:
             count = len(self.blockers)
-            yield Static(
+            yield SafeText(
                 Content.assemble(
                     ("Go is blocked: ", "bold"),
                     f"{count} step{'s' if count > 1 else ''} of this phase not passed or "

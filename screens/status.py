@@ -26,6 +26,8 @@ __all__ = [
     "run_counts",
     "status_content",
     "step_line",
+    "visible",
+    "visible_content",
 ]
 
 STATUS_ICON: dict[StepStatus, str] = {
@@ -61,6 +63,35 @@ OPTIONAL_COUNTS = frozenset(
 MUTATING_MARK = "!"
 
 
+# Textual writes text to the terminal as it is (it drops only BEL, BS, VT, FF and CR), so an
+# escape sequence in a command's output, a response body or a runbook title would reach the
+# operator's terminal (retitle it, clear it, set its clipboard). Control characters and
+# bidirectional overrides are drawn as symbols of the same width instead, so the spans of a
+# Content stay valid: C0 as Unicode control pictures (ESC is ␛), DEL as ␡, the rest as �.
+_VISIBLE = str.maketrans(
+    {
+        **{code: 0x2400 + code for code in range(0x20) if code not in (0x09, 0x0A)},
+        0x7F: 0x2421,
+        **{code: 0xFFFD for code in range(0x80, 0xA0)},
+        **{code: 0xFFFD for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))},
+    }
+)
+
+
+def visible(text: str) -> str:
+    """``text`` safe to draw: control characters shown as symbols (tab and newline kept)."""
+    return text.translate(_VISIBLE)
+
+
+def visible_content(content: Content) -> Content:
+    """:func:`visible` for styled content (one symbol per character: spans stay valid)."""
+    plain = content.plain
+    safe = plain.translate(_VISIBLE)
+    if safe == plain:
+        return content
+    return Content(safe, spans=list(content.spans))
+
+
 def status_content(status: StepStatus, *, label: bool = False) -> Content:
     text = STATUS_ICON[status] + (f" {status.value.upper()}" if label else "")
     return Content.assemble((text, STATUS_STYLE[status]))
@@ -70,7 +101,7 @@ def step_line(step: Step, status: StepStatus) -> Content:
     """One line of the step list: state icon, mutating mark, title."""
     mark = (MUTATING_MARK, "$text-warning bold") if step.mutating else " "
     return Content.assemble(
-        (STATUS_ICON[status], STATUS_STYLE[status]), mark, " ", step.title
+        (STATUS_ICON[status], STATUS_STYLE[status]), mark, " ", visible(step.title)
     )
 
 
@@ -118,14 +149,12 @@ def last_run_summary(run: Run | None) -> tuple[str, str]:
     if counts["failed"] or counts["unknown"] or counts["inconclusive"]:
         bad = counts["failed"] + counts["unknown"] + counts["inconclusive"]
         return f"✗ {bad} not passed", "$text-error"
-    if run.rehearsal:
-        return f"~ rehearsal {counts['passed']} passed", "$text-secondary"
+    tally = f"{counts['passed']}/{counts['failed']}/{counts['skipped']}"  # passed/failed/skipped
+    if run.rehearsal:  # answers came from the simulated operator: practised, not verified
+        return f"~ rehearsal {tally}", STATUS_STYLE[StepStatus.ANSWERED]
     if not counts["passed"]:
         return "○ nothing verified", "$text-warning"
-    return (
-        f"✓ completed {counts['passed']}/{counts['failed']}/{counts['skipped']}",
-        "$text-success",
-    )
+    return f"✓ completed {tally}", "$text-success"
 
 
 def result_timing(result: StepResult) -> str:
@@ -135,5 +164,6 @@ def result_timing(result: StepResult) -> str:
     if result.started_at:
         parts.append(f"started {format_time(result.started_at)}")
     if result.duration_ms is not None:
-        parts.append(f"took {result.duration_ms:.0f} ms")
+        ms = result.duration_ms
+        parts.append(f"took {ms:.0f} ms" if ms < 10_000 else f"took {ms / 1000:.1f} s")
     return " · ".join(parts)

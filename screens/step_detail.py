@@ -18,7 +18,7 @@ from textual.widgets import Static
 
 from opsconsole.run import StepStatus
 
-from .status import STATUS_STYLE, result_timing, status_content
+from .status import STATUS_STYLE, result_timing, status_content, visible_content
 from .views import heading, request_content, view_for
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ BLOCK_CHARS = 4000
 MAX_BLOCKS = 6
 
 _TRUNCATED = "… (cut on screen; the evidence has it)"
+_SIMULATED = "answered by the sandbox's simulated operator"
 
 Part = str | Content | tuple[str, str]
 
@@ -83,6 +84,7 @@ class StepDetail(Vertical):
                 widget.display = False
                 self._shown.pop(widget_id, None)
             return
+        content = visible_content(content)  # outside text: no escape sequence reaches the tty
         # Content equality ignores styles: compare text and spans, and skip needless relayouts
         key = (content.plain, tuple(content.spans))
         if self._shown.get(widget_id) != key:
@@ -129,10 +131,16 @@ class StepDetail(Vertical):
             parts.append((view_for(step.kind).pending_hint(step), "$text-muted"))
         if result.answer is not None and step.needs_human:
             parts += ["\n", ("answer ", "$text-muted"), result.answer]
+        note = result.note
         if result.simulated:
-            parts += ["\n", ("answered by the sandbox's simulated operator", "$text-muted")]
-        if result.note:
-            parts += ["\n", ("operator note ", "$text-muted"), result.note]
+            # the simulated operator's own words (and why, for a gate) are not an operator's note
+            said = _SIMULATED
+            if note.startswith(_SIMULATED):
+                said, note = note, ""
+            rehearsal = f"{said} (a rehearsal, not evidence)"
+            parts += ["\n", (rehearsal, STATUS_STYLE[StepStatus.ANSWERED])]
+        if note:
+            parts += ["\n", ("operator note ", "$text-muted"), note]
         for assertion in result.assertions:
             mark = ("✓ ", "$text-success") if assertion.ok else ("✗ ", "$text-error bold")
             parts += ["\n", mark, (assertion.name, "bold"), ": ", assertion.detail]

@@ -24,7 +24,6 @@ from textual.worker import Worker, WorkerState
 
 from opsconsole.errors import OpsConsoleError
 from opsconsole.operator import (
-    Countdown,
     Event,
     Note,
     OutputLine,
@@ -39,7 +38,7 @@ from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
 from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
-from .status import STATUS_ICON, counts_content
+from .status import STATUS_ICON, counts_content, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
@@ -49,21 +48,31 @@ if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.session import RunSession
 
-#: events held between two redraws of the progress log; more are counted, not kept
-EVENT_BUFFER = 2000
+#: at most one progress-log redraw per this many seconds, however fast a step reports
+REDRAW_INTERVAL = 0.1
+#: lines kept for one redraw; older ones are counted ("… N lines not shown"), not kept.
+#: The log shows about a dozen lines; the step's result keeps its output tail.
+LOG_BURST = 100
 
 
 class ConsoleOperator:
     """The operator channel in the console: questions become modal screens; events are
-    buffered and reach the screen as one merged message per redraw, so a step that prints
-    100,000 lines posts a handful of messages, not 100,000."""
+    buffered and reach the screen as one merged message per redraw, at most one per
+    :data:`REDRAW_INTERVAL`, so a step that prints 100,000 lines posts a few dozen
+    messages, not 100,000, and the screen formats at most :data:`LOG_BURST` lines each."""
 
     def __init__(self, screen: WalkthroughScreen) -> None:
         self.screen = screen
-        self.pending: deque[tuple[str, Event]] = deque()
+        #: steps whose Started has not reached the screen (never dropped: it marks RUNNING)
+        self.started: list[str] = []
+        self.pending: deque[tuple[str, Event]] = deque(maxlen=LOG_BURST)
         self.latest: dict[str, tuple[str, Event]] = {}
         self.dropped = 0
         self.posted = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._last_drain = float("-inf")
+        #: the step the screen's step worker is walking (set by walk_step)
+        self.walking: str | None = None
         #: messages that reached the screen (the flood test reads it)
         self.messages = 0
 
@@ -75,26 +84,46 @@ class ConsoleOperator:
         return reply
 
     def event(self, step: Step, event: Event) -> None:
-        if event.merge_key:
+        if isinstance(event, Started):
+            self.started.append(step.id)
+        elif event.merge_key:
             self.latest[event.merge_key] = (step.id, event)
-        elif len(self.pending) >= EVENT_BUFFER:
-            self.pending.popleft()
-            self.dropped += 1
-            self.pending.append((step.id, event))
         else:
+            if len(self.pending) == self.pending.maxlen:
+                self.dropped += 1  # the deque lets the oldest go
             self.pending.append((step.id, event))
-        if not self.posted:
-            self.posted = True
-            self.screen.post_message(WalkthroughScreen.StepEvents())
+        if self.posted:
+            return
+        self.posted = True
+        loop = asyncio.get_running_loop()
+        wait = self._last_drain + REDRAW_INTERVAL - loop.time()
+        if wait > 0:
+            self._timer = loop.call_later(wait, self._post)
+        else:
+            self._post()
 
-    def drain(self) -> tuple[list[tuple[str, Event]], int]:
+    def _post(self) -> None:
+        self._timer = None
+        self.screen.post_message(WalkthroughScreen.StepEvents())
+
+    def flush(self) -> None:
+        """Post what is buffered now, so it reaches the screen before the step's end does."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._post()
+
+    def drain(self) -> tuple[list[str], list[tuple[str, Event]], int]:
+        """(steps started, events in order, lines left out) since the last drain."""
         self.posted = False
+        self._last_drain = asyncio.get_running_loop().time()
         self.messages += 1
+        started, self.started = self.started, []
         events = [*self.pending, *self.latest.values()]
         dropped, self.dropped = self.dropped, 0
         self.pending.clear()
         self.latest.clear()
-        return events, dropped
+        return started, events, dropped
+
 
 __all__ = ["WalkthroughScreen"]
 
@@ -253,7 +282,7 @@ class WalkthroughScreen(Screen[None]):
     def _log(self, line: str) -> None:
         from rich.text import Text
 
-        self.query_one(RichLog).write(Text(line))
+        self.query_one(RichLog).write(Text(visible(line)))
 
     def _update_status(self) -> None:
         session = self.session
@@ -284,7 +313,7 @@ class WalkthroughScreen(Screen[None]):
         counts = session.summary()
         state.remove_class("-completed", "-aborted", "-running")
         if self.running_step is not None:
-            title = session.runbook.step(self.running_step).title
+            title = visible(session.runbook.step(self.running_step).title)
             state.update(Content.assemble(("◌ Running: ", "bold"), title, " …"))
             state.add_class("-running")
         elif session.run.status is RunStatus.COMPLETED:
@@ -398,23 +427,34 @@ class WalkthroughScreen(Screen[None]):
     def action_leave(self) -> None:
         """escape: stop the running step (asking first when it changes something), or go
         back to the runbook list."""
-        if self.running_step is not None:
-            step = self.session.runbook.step(self.running_step)
-            if step.mutating:
-                self.app.push_screen(CancelStepDialog(step.title), callback=self._cancel_answered)
-            else:
-                self.cancel_running_step()
+        # the session knows at once; running_step only once the Started event is drawn
+        step_id = self.running_step or self.session.running
+        if step_id is None and not self._walking():
+            self.dismiss()
             return
-        self.dismiss()
+        step = self.session.runbook.step(step_id) if step_id is not None else None
+        if step is not None and step.mutating:
+            self.app.push_screen(
+                CancelStepDialog(step.title),
+                callback=lambda stop: self._cancel_answered(step.id, stop),
+            )
+            return
+        self.cancel_running_step()
 
-    def _cancel_answered(self, stop: bool | None) -> None:
-        if stop:
+    def _walking(self) -> bool:
+        return any(worker.is_running for worker in self.workers if worker.group == "step")
+
+    def _cancel_answered(self, step_id: str, stop: bool | None) -> None:
+        # the step may have ended while the question was open: never stop another one
+        if stop and self.session.running == step_id:
             self.cancel_running_step()
 
     def cancel_running_step(self) -> None:
         for worker in self.workers:
             if worker.group == "step" and worker.is_running:
-                self._log("⊘ stopping the running step…")
+                step_id = self.session.running or self.operator.walking
+                title = self.session.runbook.step(step_id).title if step_id else "the step"
+                self._log(f"⊘ stopping {title}…")
                 worker.cancel()
 
     def jump_to(self, step_id: str) -> None:
@@ -429,6 +469,7 @@ class WalkthroughScreen(Screen[None]):
         """Ask what needs asking, then run, answer or skip one step (never two at once)."""
         session = self.session
         step = session.runbook.step(step_id)
+        self.operator.walking = step_id
         try:
             if intent == "skip":
                 reason = await self.app.push_screen_wait(SkipReasonDialog(step))
@@ -450,6 +491,10 @@ class WalkthroughScreen(Screen[None]):
                 pass
             text = session.redactor.redact(f"{type(exc).__name__}: {exc}")
             self.post_message(self.StepCrashed(step_id, text))
+        finally:
+            # buffered output goes out now, so it is drawn before the step's end (or the
+            # worker's cancellation) is handled, never after it
+            self.operator.flush()
 
     async def _run(self, step: Step) -> None:
         session = self.session
@@ -504,28 +549,33 @@ class WalkthroughScreen(Screen[None]):
     def _step_events(self, message: StepEvents) -> None:
         from rich.text import Text
 
-        events, dropped = self.operator.drain()
+        started, events, dropped = self.operator.drain()
         lines: list[str] = []
-        if dropped:
-            lines.append(f"  … {dropped} lines not shown here (the result keeps the output tail)")
-        for step_id, event in events:
-            if isinstance(event, Started):
+        for step_id in started:
+            if self.session.running == step_id:  # not already over (its end may come first)
                 self.running_step = step_id
-                lines.append(f"▶ {self.session.runbook.step(step_id).title}")
-            elif isinstance(event, Note | OutputLine):
+            lines.append(f"▶ {self.session.runbook.step(step_id).title}")
+        if dropped:
+            lines.append(
+                f"  … {dropped:,} lines not shown here (the step's result keeps its output tail)"
+            )
+        for _step_id, event in events:
+            if isinstance(event, Note | OutputLine):
                 lines.append(f"  {event.text}")
             elif isinstance(event, StateChange):
                 lines.append(f"  state: {event.state}" + (f" ({event.detail})" if event.detail
                                                            else ""))
             elif isinstance(event, Progress):
-                done = f" {event.done}/{event.total}" if event.total else ""
+                done = (
+                    f" {event.done:,}/{event.total:,}"
+                    if event.total and event.done is not None
+                    else ""
+                )
                 share = f" {event.fraction:.0%}" if event.fraction is not None else ""
                 lines.append(f"  {event.label}{done}{share}")
-            elif isinstance(event, Countdown):
-                continue
-        log = self.query_one(RichLog)
-        for line in lines[-log.max_lines if log.max_lines else None :]:
-            log.write(Text(line))
+        if lines:
+            # one write for the whole burst: a single render, and the log trims to max_lines
+            self.query_one(RichLog).write(Text(visible("\n".join(lines))))
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
@@ -603,10 +653,19 @@ class WalkthroughScreen(Screen[None]):
         self.notify(message.path, title="Evidence exported", markup=False, timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "step" and event.state in {
+            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+        }:
+            # a "stop the running step?" question about a step that has ended is moot
+            # (dismiss pops the top screen: only when the question is on top)
+            if isinstance(self.app.screen, CancelStepDialog):
+                self.app.screen.dismiss(None)
         # Backstop: anything that escaped the worker's own handling.
         if event.state is WorkerState.CANCELLED and event.worker.group == "step":
-            step_id = self.running_step
+            # running_step is None when the Started event had not been drawn yet
+            step_id = self.running_step or self.operator.walking
             self.running_step = None
+            self.operator.walking = None
             if step_id is not None:
                 self._refresh_step(step_id)
                 self._update_status()

@@ -17,11 +17,15 @@ from textual.pilot import Pilot
 
 from opsconsole.artifacts import (
     CommandArtifact,
+    MeasurementRow,
+    MeasurementsArtifact,
     OutputArtifact,
     RequestArtifact,
     ResponseArtifact,
+    StatesArtifact,
 )
 from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
+from opsconsole.faults import FaultInfo
 from opsconsole.loader import load_runbook
 from opsconsole.run import Assertion, Run, RunStatus, RunStore, StepResult, StepStatus
 from screens import OpsConsoleApp
@@ -282,8 +286,18 @@ def keys_then_settle(*keys: str, resume: str | None = None) -> Callable[[Pilot[o
         for key in keys:
             await pilot.press(key)
             await settle(pilot)
+        await steady_cursors(pilot)
 
     return run_before
+
+
+async def steady_cursors(pilot: Pilot[object]) -> None:
+    """A blinking cursor is on or off depending on when the picture is taken: hold it on."""
+    from textual.widgets import Input
+
+    for field in pilot.app.screen.query(Input):
+        field.cursor_blink = False
+    await pilot.pause()
 
 
 async def open_walkthrough(pilot: Pilot[object], run_id: str) -> None:
@@ -461,3 +475,351 @@ def test_environment_picker(snap_compare, workdir: Path, size: tuple[int, int]) 
     """e on Home lists the environments; the protected one is marked."""
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
     assert snap_compare(app, terminal_size=size, run_before=keys_then_settle("e"))
+
+
+# -- the states a step can end in, long-running steps, faults, rehearsals (issue 5) --------
+
+NIGHTLY_RUNBOOK = """\
+---
+id: nightly-refresh
+title: Nightly refresh check
+service: metrics
+variables: [base_url]
+---
+
+# Nightly refresh check
+
+Follow the nightly refresh and confirm the dashboards before the morning report.
+
+## Preflight
+
+- [ ] The on-call channel knows a check is running
+
+```ops http
+id: health
+title: Control plane is healthy
+url: "{{ base_url }}/health"
+```
+
+## Refresh
+
+```ops trigger
+id: follow-refresh
+title: Follow the nightly refresh job
+mutating: false
+method: GET
+url: "{{ base_url }}/api/v1/ops/jobs/latest"
+capture:
+  refresh_job_id: id
+follow:
+  url: "{{ base_url }}/api/v1/ops/jobs/{{ refresh_job_id }}"
+  interval: 10s
+  deadline: 60s
+```
+
+```ops command
+id: worker-log
+title: Tail the refresh worker's log
+run: journalctl -u refresh-worker -n 200 --no-pager
+mutating: false
+```
+
+```ops trigger
+id: rerun-refresh
+title: Re-run the refresh for yesterday
+url: "{{ base_url }}/api/v1/ops/trigger_runner"
+json: {job_type: metrics_refresh}
+capture:
+  rerun_job_id: job_id
+follow:
+  url: "{{ base_url }}/api/v1/ops/jobs/{{ rerun_job_id }}"
+```
+
+```ops http
+id: dashboards-fresh
+title: Dashboards show today's numbers
+url: "{{ base_url }}/api/v1/metrics/freshness"
+expect:
+  json:
+    - path: stale
+      equals: false
+```
+
+## Sign-off
+
+- [ ] The numbers in Grafana match the morning report
+- [ ] The morning report can go out
+
+```ops command
+id: restart-worker
+title: Restart the refresh worker
+run: sleep 30
+```
+
+```ops gate
+id: signoff-gate
+title: "Go / no-go: the morning report"
+```
+"""
+
+NIGHTLY_ID = "20250314T031209Z-n1ght1"
+SIMULATED = "answered by the sandbox's simulated operator"
+
+
+def nightly_results() -> list[StepResult]:
+    def checked(step_id: str, minute: int) -> StepResult:
+        return StepResult(
+            step_id=step_id,
+            status=StepStatus.ANSWERED,
+            detail="checked by the sandbox's simulated operator",
+            answer="checked",
+            note=SIMULATED,
+            simulated=True,
+            started_at=at(minute),
+            finished_at=at(minute),
+            attempts=1,
+        )
+
+    polls = [
+        MeasurementRow(phase="Running", value="queued", at=0.0),
+        MeasurementRow(phase="Running", value="running", at=10.0),
+        *(MeasurementRow(phase="Running", value="running", at=10.0 * n) for n in range(2, 6)),
+        MeasurementRow(phase="Error", message="read-back returned 502 Bad Gateway", at=60.0),
+    ]
+    return [
+        checked("preflight-1", 2),
+        passed("health", 3, "200 OK in 8 ms", duration_ms=8.0),
+        StepResult(
+            step_id="follow-refresh",
+            status=StepStatus.INCONCLUSIVE,
+            detail="still running after 60s; stopped following",
+            started_at=at(4),
+            finished_at=at(5),
+            duration_ms=60012.0,
+            attempts=1,
+            assertions=[
+                Assertion(name="status", ok=True, detail="200 OK"),
+                Assertion(
+                    name="follow", ok=False, detail="still running after 60s; stopped following"
+                ),
+            ],
+            artifacts=[
+                RequestArtifact(
+                    method="GET", url="http://127.0.0.1:8000/api/v1/ops/jobs/latest"
+                ),
+                StatesArtifact(states=["queued", "running"]),
+                MeasurementsArtifact(
+                    title="Follow", phase="Inconclusive", message="deadline 60s", rows=polls
+                ),
+            ],
+        ),
+        StepResult(
+            step_id="worker-log",
+            status=StepStatus.CANCELLED,
+            detail="cancelled by the operator; nothing was changed",
+            started_at=at(6),
+            finished_at=at(7),
+            duration_ms=41003.0,
+            attempts=1,
+        ),
+        StepResult(
+            step_id="rerun-refresh",
+            status=StepStatus.UNKNOWN,
+            detail="cancelled by the operator while running: its action may have gone out. "
+            "Check the system before running it again.",
+            started_at=at(8),
+            finished_at=at(8, 30),
+            duration_ms=30020.0,
+            attempts=1,
+            artifacts=[
+                RequestArtifact(
+                    method="POST",
+                    url="http://127.0.0.1:8000/api/v1/ops/trigger_runner",
+                    document={"job_type": "metrics_refresh"},
+                ),
+                StatesArtifact(states=["queued"]),
+            ],
+        ),
+        StepResult(
+            step_id="dashboards-fresh",
+            status=StepStatus.FAILED,
+            detail="stale: expected false, got true",
+            started_at=at(9),
+            finished_at=at(9, 1),
+            duration_ms=12.0,
+            attempts=1,
+            assertions=[
+                Assertion(name="status", ok=True, detail="200 OK"),
+                Assertion(name="json stale", ok=False, detail="stale: expected false, got true"),
+            ],
+        ),
+        checked("sign-off-1", 10),
+        StepResult(
+            step_id="sign-off-2",
+            status=StepStatus.SKIPPED,
+            note="report held back until the dashboards are fresh",
+            detail="skipped: report held back until the dashboards are fresh",
+            finished_at=at(11),
+        ),
+    ]
+
+
+def nightly_run(workdir: Path, *, cursor: str | None) -> Run:
+    path = workdir / "nightly" / "nightly-refresh.md"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(NIGHTLY_RUNBOOK, encoding="utf-8")
+    runbook = load_runbook(path)
+    run = Run(
+        id=NIGHTLY_ID,
+        runbook_path=str(Path("nightly") / "nightly-refresh.md"),
+        runbook_id=runbook.id,
+        runbook_title=runbook.title,
+        runbook_digest=runbook.digest,
+        environment="staging",
+        started_at=STARTED,
+        updated_at=STARTED,
+        cursor=cursor,
+        rehearsal=True,
+        results={result.step_id: result for result in nightly_results()},
+    )
+    RunStore(workdir / "state").save(run)
+    return run
+
+
+class FixedFaults:
+    """A sandbox's fault switch as the console sees it (opsconsole.faults.FaultInjector),
+    with no ports or paths to put on screen."""
+
+    def __init__(self, *active: str) -> None:
+        self._active = frozenset(active)
+
+    @property
+    def active_faults(self) -> frozenset[str]:
+        return self._active
+
+    def faults(self) -> list[FaultInfo]:
+        return [
+            FaultInfo(
+                "runner-down", "the runner is not listening", "v2", "runner-down" in self._active
+            ),
+        ]
+
+    def set_fault(self, name: str, active: bool) -> None:
+        self._active = self._active | {name} if active else self._active - {name}
+
+
+def nightly_settings(workdir: Path, *faults: str) -> ConsoleSettings:
+    settings = settings_for(workdir, runbook_paths=[Path("nightly")])
+    if faults:
+        settings.sandbox = FixedFaults(*faults)
+    return settings
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_new_states(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """Every state in the list (answered, inconclusive, cancelled, unknown...), the banner
+    counting them with the active sandbox fault, and a check the simulated operator answered."""
+    nightly_run(workdir, cursor="sign-off-1")
+    app = OpsConsoleApp(nightly_settings(workdir, "runner-down"))
+    assert snap_compare(
+        app, terminal_size=size, run_before=keys_then_settle(resume=NIGHTLY_ID)
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_follow_detail(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """An inconclusive follow: its states trail and every measurement of the follow."""
+    nightly_run(workdir, cursor="follow-refresh")
+    app = OpsConsoleApp(nightly_settings(workdir))
+    assert snap_compare(
+        app, terminal_size=size, run_before=keys_then_settle(resume=NIGHTLY_ID)
+    )
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_cancel_step_dialog(
+    snap_compare, workdir: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """escape while a mutating command really runs: stopping it may leave it unknown."""
+    import asyncio
+
+    from screens.dialogs import CancelStepDialog
+    from screens.walkthrough import WalkthroughScreen
+
+    monkeypatch.setattr("opsconsole.session.now_iso", lambda: at(12))  # no clock on screen
+    nightly_run(workdir, cursor="restart-worker")
+    app = OpsConsoleApp(nightly_settings(workdir))
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        await open_walkthrough(pilot, NIGHTLY_ID)
+        screen = pilot.app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        await pilot.press("enter")
+        for _ in range(1500):  # until the command runs (polled, never timed)
+            if screen.running_step == "restart-worker":
+                break
+            await asyncio.sleep(0.02)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(pilot.app.screen, CancelStepDialog)
+        await steady_cursors(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_home_rehearsal_nothing_verified_and_faults(
+    snap_compare, workdir: Path, size: tuple[int, int]
+) -> None:
+    """A rehearsal (answers from the simulated operator) is not 'completed'; a run where
+    every step was skipped verified nothing; the banner names the active sandbox fault."""
+    runbook = load_runbook(workdir / "runbooks" / V2)
+    rehearsal = v2_run(
+        workdir,
+        [
+            StepResult(
+                step_id=step.id,
+                status=StepStatus.ANSWERED,
+                detail="checked by the sandbox's simulated operator",
+                simulated=True,
+                finished_at=at(30),
+            )
+            if step.needs_human
+            else passed(step.id, 30, "ok")
+            for step in runbook.steps
+        ],
+        cursor=None,
+        status=RunStatus.COMPLETED,
+    )
+    rehearsal.rehearsal = True
+    RunStore(workdir / "state").save(rehearsal)
+    collection = load_runbook(workdir / "runbooks" / "discogs-collection.md")
+    RunStore(workdir / "state").save(
+        Run(
+            id="20250314T031209Z-sk1pp3",
+            runbook_path=str(Path("runbooks") / "discogs-collection.md"),
+            runbook_id=collection.id,
+            runbook_title=collection.title,
+            runbook_digest=collection.digest,
+            environment="staging",
+            started_at=STARTED,
+            updated_at=STARTED,
+            finished_at=at(41),
+            status=RunStatus.COMPLETED,
+            results={
+                step.id: StepResult(
+                    step_id=step.id,
+                    status=StepStatus.SKIPPED,
+                    note="done in the Discogs UI",
+                    detail="skipped: done in the Discogs UI",
+                    finished_at=at(41),
+                )
+                for step in collection.steps
+            },
+        )
+    )
+    settings = settings_for(workdir)
+    settings.sandbox = FixedFaults("runner-down")
+    app = OpsConsoleApp(settings)
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle())
