@@ -170,7 +170,9 @@ class HomeScreen(Screen[None]):
             return Style(bold=bold)
 
     def _cell(self, text: str, style: Style | str = "") -> Text:
-        return Text(text, style=style, no_wrap=True, overflow="ellipsis", end="")
+        from .status import visible
+
+        return Text(visible(text), style=style, no_wrap=True, overflow="ellipsis", end="")
 
     def _fill_table(self) -> None:
         from .status import last_run_summary
@@ -229,7 +231,7 @@ class HomeScreen(Screen[None]):
 
     def _show_detail(self) -> None:
         from .catalog import display_path
-        from .status import format_time, run_counts
+        from .status import counts_text, format_time, run_counts
 
         entry = self.highlighted_entry
         detail = self.query_one("#runbook-detail", Static)
@@ -266,9 +268,9 @@ class HomeScreen(Screen[None]):
             lines += [
                 "\n",
                 ("Last run ", "bold"),
-                f"{run.id} in {run.environment}: {run.status.value.replace('_', ' ')}, "
-                f"{counts['passed']} passed, {counts['failed']} failed, "
-                f"{counts['skipped']} skipped ({when})",
+                f"{run.id} in {run.environment}: {run.status.value.replace('_', ' ')}"
+                + (" (a rehearsal)" if run.rehearsal else "")
+                + f", {counts_text(counts)} ({when})",
             ]
         detail.update(Content.assemble(*lines))
 

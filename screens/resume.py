@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.widgets import Button, Input, Static
 
 from .dialogs import Dialog
-from .status import format_time, run_counts
+from .status import counts_text, format_time, run_counts
 
 if TYPE_CHECKING:
     from opsconsole.model import Runbook
@@ -62,13 +62,7 @@ class ResumePrompt(Dialog[ResumeChoice | None]):
                 if self._interrupted()
                 else ", stopped at step ",
                 (self._stopped_at(), "bold"),
-                " (",
-                (f"{counts['passed']} passed", "$text-success"),
-                ", ",
-                (f"{counts['failed']} failed", "$text-error" if counts["failed"] else ""),
-                ", ",
-                (f"{counts['unknown']} unknown", "$text-warning" if counts["unknown"] else ""),
-                ")?",
+                f" ({counts_text(counts)})?",
             ),
             id="resume-question",
         )

@@ -21,6 +21,7 @@ __all__ = [
     "STATUS_ICON",
     "STATUS_STYLE",
     "counts_content",
+    "counts_text",
     "format_time",
     "last_run_summary",
     "run_counts",
@@ -124,6 +125,22 @@ def counts_content(counts: dict[str, int]) -> Content:
             parts.append(" ")
         parts.append((f"{STATUS_ICON[status]}{count}", STATUS_STYLE[status]))
     return Content.assemble(*parts)
+
+
+def counts_text(counts: dict[str, int]) -> str:
+    """``4 passed, 2 answered, 1 failed, 0 skipped, 1 unknown``: every status that
+    happened (passed, failed and skipped always), in words for summaries and toasts."""
+    parts = []
+    for status in (StepStatus.PASSED, StepStatus.ANSWERED, StepStatus.FAILED,
+                   StepStatus.SKIPPED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE,
+                   StepStatus.CANCELLED):
+        count = counts.get(status.value, 0)
+        if count or status in {StepStatus.PASSED, StepStatus.FAILED, StepStatus.SKIPPED}:
+            label = "answered by the simulated operator" if status is StepStatus.ANSWERED else (
+                status.value
+            )
+            parts.append(f"{count} {label}")
+    return ", ".join(parts)
 
 
 def format_time(iso: str | None) -> str:

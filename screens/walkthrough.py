@@ -38,7 +38,7 @@ from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
 from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
-from .status import STATUS_ICON, counts_content, visible
+from .status import STATUS_ICON, counts_content, counts_text, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
@@ -212,7 +212,7 @@ class WalkthroughScreen(Screen[None]):
 
     def on_mount(self) -> None:
         session = self.session
-        self.title = session.runbook.title
+        self.title = visible(session.runbook.title)
         self.sub_title = "walkthrough"
         banner = self.query_one(EnvironmentBanner)
         banner.environment_name = session.environment.name
@@ -317,18 +317,17 @@ class WalkthroughScreen(Screen[None]):
             state.update(Content.assemble(("◌ Running: ", "bold"), title, " …"))
             state.add_class("-running")
         elif session.run.status is RunStatus.COMPLETED:
+            what = "Rehearsal completed" if session.run.rehearsal else "Run completed"
+            if not counts["passed"] and not counts["answered"]:
+                what = "Run completed, nothing verified"
             state.update(
-                Content(
-                    f"Run completed: {counts['passed']} passed, {counts['failed']} failed, "
-                    f"{counts['skipped']} skipped — press e to export evidence"
-                )
+                Content(f"{what}: {counts_text(counts)} — press e to export evidence")
             )
             state.add_class("-completed")
         elif session.run.status is RunStatus.ABORTED:
             state.update(
                 Content(
-                    f"Run stopped (no-go): {counts['passed']} passed, {counts['failed']} failed, "
-                    f"{counts['skipped']} skipped — press e to export evidence"
+                    f"Run stopped (no-go): {counts_text(counts)} — press e to export evidence"
                 )
             )
             state.add_class("-aborted")
@@ -371,7 +370,8 @@ class WalkthroughScreen(Screen[None]):
         running = self.running_step or self.session.running
         if running is not None:
             self.notify(
-                f"{self.session.runbook.step(running).title!s} is still running; wait for it.",
+                visible(f"{self.session.runbook.step(running).title} is still running; "
+                        "wait for it, or press escape to stop it."),
                 severity="warning",
                 markup=False,
             )
@@ -482,7 +482,9 @@ class WalkthroughScreen(Screen[None]):
         except StepCancelled:
             self.post_message(self.StepSettled(step_id))
         except OpsConsoleError as exc:
-            self.notify(str(exc), title="Not done", severity="warning", markup=False, timeout=8)
+            self.notify(
+                visible(str(exc)), title="Not done", severity="warning", markup=False, timeout=8
+            )
             self.post_message(self.StepSettled(step_id))
         except Exception as exc:  # noqa: BLE001 - shown in a dialog; the run is saved
             try:
@@ -599,7 +601,7 @@ class WalkthroughScreen(Screen[None]):
             # Stay on a failed step: the operator reads why, then retries (r) or moves on (n).
             self._show_step(step_id)
             self.notify(
-                f"{step.title}: {result.detail}\nr retries it; n moves on.",
+                visible(f"{step.title}: {result.detail}\nr retries it; n moves on."),
                 title="Step failed",
                 severity="error",
                 markup=False,
@@ -615,9 +617,8 @@ class WalkthroughScreen(Screen[None]):
         counts = self.session.summary()
         if self.session.run.status is RunStatus.COMPLETED:
             self.notify(
-                f"{counts['passed']} passed, {counts['failed']} failed, "
-                f"{counts['skipped']} skipped. Press e to export the evidence.",
-                title="Run completed",
+                f"{counts_text(counts)}. Press e to export the evidence.",
+                title="Rehearsal completed" if self.session.run.rehearsal else "Run completed",
                 markup=False,
                 timeout=10,
             )
