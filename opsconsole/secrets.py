@@ -105,7 +105,8 @@ def _base64_middles(data: bytes, encode: Any) -> set[str]:
 
 
 def secret_forms(value: str) -> set[str]:
-    """Every form in which ``value`` has been seen leaking: raw, URL, JSON, hex, base64."""
+    """Every form in which ``value`` has been seen leaking: raw, URL, JSON, regex-escaped,
+    hex, base64."""
     forms = {value}
     for encoded in (
         quote(value, safe=""),
@@ -119,6 +120,9 @@ def secret_forms(value: str) -> set[str]:
         escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
         forms.add(escaped)
         forms.add(escaped.replace("/", "\\/"))
+    # a secret inside a runbook's pattern is escaped (template "pattern" context), and an
+    # assertion names its pattern: "/key=abc\\-def/ not found"
+    forms.add(re.escape(value))
     data = value.encode("utf-8", errors="surrogatepass")
     forms.add(data.hex())
     forms.add(data.hex().upper())

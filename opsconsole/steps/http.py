@@ -202,7 +202,7 @@ def render_expect(ctx: StepContext[Any], expect: HttpExpect) -> tuple[HttpExpect
 def capture_values(
     spec: HttpSpec, response: ResponseArtifact
 ) -> tuple[dict[str, str], dict[str, str], list[Assertion]]:
-    from ..expectations import search_json
+    from ..expectations import describe_body, search_json
 
     captures: dict[str, str] = {}
     secrets: dict[str, str] = {}
@@ -214,7 +214,8 @@ def capture_values(
                     Assertion(
                         name=f"capture {name}",
                         ok=False,
-                        detail=f"cannot capture {name}: response is not JSON",
+                        detail=f"cannot capture {name}: response is not JSON "
+                        f"({response.json_error or describe_body(response)})",
                     )
                 )
                 continue
