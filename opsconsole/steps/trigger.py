@@ -99,7 +99,7 @@ class TriggerStep(StepType[TriggerSpec]):
         return f"{spec.method} {render(spec.url, 'url')}, then follow {follow}"
 
     async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
-        from ..expectations import evaluate_http, search_json
+        from ..expectations import describe_body, evaluate_http, search_json
 
         spec = ctx.spec
         started = ctx.clock.monotonic()
@@ -151,7 +151,8 @@ class TriggerStep(StepType[TriggerSpec]):
                     Phase.ERROR, message=f"read-back returned {polled.status} {polled.reason}"
                 )
             if not polled.is_json:
-                return Measurement(Phase.ERROR, message="read-back is not JSON")
+                reason = polled.json_error or describe_body(polled)
+                return Measurement(Phase.ERROR, message=f"read-back is not JSON ({reason})")
             last = polled
             state = search_json(follow.state, polled.document)
             state_text = _text(state) if state is not None else "(no state)"

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from starlette.applications import Starlette
@@ -27,13 +27,15 @@ from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hostile_server import HostileServer
 from opsconsole.config import Environment
 from opsconsole.loader import load_runbook
 from opsconsole.run import RunStore, StepResult, StepStatus
 from opsconsole.sandbox.server import LoopbackServers
 from opsconsole.session import RunSession, StepRefused, open_session
 from tests.conftest import REPO
+
+if TYPE_CHECKING:
+    from tests.hostile_server import HostileServer
 
 # -- a small server that hands out hostile values and records what reaches it -------------
 
@@ -605,3 +607,26 @@ expect:
     assert steps["surrogate"]["status"] == "failed"
     assert "lone surrogate" in steps["surrogate"]["detail"]
     assert steps["after"]["status"] == "passed"
+
+
+async def test_a_job_whose_read_back_is_hostile_json_is_unknown_with_the_reason(
+    hostile_server: HostileServer, tmp_path: Path
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops trigger
+id: job
+url: "{{ base_url }}/json"
+follow:
+  url: "{{ base_url }}/deep-json"
+  interval: 50ms
+```
+""",
+    )
+    _, results = await walk(path, hostile_environment(hostile_server), tmp_path / "home")
+    job = results["job"]
+    # the job was created and may still finish: unknown, and why it could not be followed
+    assert job.status is StepStatus.UNKNOWN, job.detail
+    assert "lost track of the job: read-back is not JSON" in job.detail
+    assert "nested more than 100 levels deep" in job.detail

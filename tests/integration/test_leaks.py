@@ -235,7 +235,9 @@ def write_setup(tmp_path: Path, service: Service) -> tuple[Path, Path]:
     return runbook, config
 
 
-def run_cli(args: list[str], env: dict[str, str], *, prelude: str = "") -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], *, prelude: str = ""
+) -> subprocess.CompletedProcess[str]:
     """The real CLI in a new interpreter; ``prelude`` runs first (to plant a crash)."""
     code = prelude + "\nimport sys\nfrom opsconsole.cli import main\nsys.exit(main(sys.argv[1:]))\n"
     return subprocess.run(
@@ -340,8 +342,8 @@ def test_no_form_of_a_secret_reaches_any_output(
         ("check stderr after a crash", crashed.stderr + crashed.stdout),
     ]
     # each place really held the key, masked (the search below is not over empty files)
-    for target in (junit, evidence, isolated_home / "crash.log", crash_home / "crash.log"):
-        assert "***" in target.read_text(), target
+    for written in (junit, evidence, isolated_home / "crash.log", crash_home / "crash.log"):
+        assert "***" in written.read_text(), written
     leaks = []
     for what, target in places:
         assert target, what
