@@ -365,3 +365,52 @@ def session_statuses_match(home: Path, expected: dict[str, str]) -> bool:
     run = RunStore(home).load(runs[0].stem)
     seen = {step_id: result.status.value for step_id, result in run.results.items()}
     return seen == expected and run.results["job"].status is StepStatus.PASSED
+
+
+async def test_a_cut_inside_an_encoded_secret_keeps_none_of_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command's output is cut before it is redacted: only its tail is kept, and a long
+    line reaches the screen in 8 KiB pieces. A cut inside the key's hex or base64 form must
+    not leave the rest of that form readable."""
+    key = make_secret()
+    data = key.encode()
+    forms = {"hex": data.hex(), "base64": base64.b64encode(data).decode().rstrip("=")}
+    monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", key)
+    blocks = []
+    for name, encode in (
+        ("hex", "printf %s \"$KEY\" | od -An -v -tx1 | tr -d ' \\n'"),
+        ("base64", 'printf %s "$KEY" | base64 -w0 | tr -d ='),
+    ):
+        filler = "head -c {} /dev/zero | tr '\\0' y"
+        # line 1: the screen's piece boundary (8,192) falls 19 characters before the form's
+        # end; line 2: the kept tail (the last 64 KiB) starts 19 characters before its end
+        length = len(forms[name])
+        run = (
+            f"{filler.format(8192 - length + 19)}; {encode}; echo; "
+            f"{encode}; {filler.format(64 * 1024 - 20)}; echo"
+        )
+        blocks.append(
+            f"```ops command\nid: {name}\nrun: {json.dumps(run)}\nenv:\n"
+            '  KEY: "{{ secrets.ops_key }}"\nmutating: false\n```\n'
+        )
+    path = tmp_path / "cut.md"
+    path.write_text("---\nid: cut\nsecrets: [ops_key]\n---\n# Cut\n\n" + "\n".join(blocks))
+    runbook = load_runbook(path)
+    session = open_session(runbook, Environment(name="test", secrets=["ops_key"]), tmp_path)
+    assert await session.start() == []
+    events: list[str] = []
+    operator = HeadlessOperator(sink=lambda step, event: events.append(repr(event)))
+    for step in runbook.steps:
+        result = await session.execute(step.id, operator=operator)
+        assert result.status is StepStatus.PASSED, result.detail
+        assert result.artifact("output").truncated
+    await session.close()
+    saved = (tmp_path / "runs" / f"{session.run.id}.json").read_text()
+    shown = "\n".join(events)
+    assert "yyyy" in saved and "yyyy" in shown
+    for name, form in forms.items():
+        ending = form[-19:]
+        kept, on_screen = ending in saved, ending in shown
+        assert not kept, f"the last 19 characters of the key's {name} form were saved"
+        assert not on_screen, f"the last 19 characters of the key's {name} form were shown"
