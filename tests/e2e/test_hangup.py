@@ -11,6 +11,7 @@ without a newline and ``yes`` until the timeout.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import subprocess
@@ -161,3 +162,39 @@ async def test_yes_until_the_timeout_keeps_only_a_bounded_tail(tmp_path: Path) -
     assert abs(output.lines_total - output.bytes_total / 2) <= 1
     assert 0 < len(output.text) <= 64 * 1024 and set(output.text) <= {"y", "\n"}
     assert saved.stat().st_size < 1024 * 1024
+
+
+@pytest.mark.parametrize(
+    ("mutating", "status"),
+    [(False, StepStatus.CANCELLED), (True, StepStatus.UNKNOWN)],
+    ids=["read-only", "mutating"],
+)
+async def test_cancelling_a_command_step_stops_its_child_and_says_what_it_means(
+    tmp_path: Path, mutating: bool, status: StepStatus
+) -> None:
+    duration = f"300.{secrets.randbelow(10**6):06d}"
+    path = tmp_path / "cancel.md"
+    path.write_text(
+        "---\nid: cancel\n---\n# Cancel\n\n"
+        f"```ops command\nid: sleeper\nrun: sleep {duration}\ntimeout: 10m\n"
+        f"mutating: {str(mutating).lower()}\n```\n"
+    )
+    runbook = load_runbook(path)
+    session = open_session(runbook, Environment(name="test"), tmp_path / "home")
+    await session.start()
+    task = asyncio.create_task(session.execute("sleeper"))
+    argv = ["sleep", duration]
+    deadline = time.monotonic() + GONE_WITHIN
+    while not processes_with_argv(argv):
+        assert time.monotonic() < deadline, "the step's sleep never started"
+        await asyncio.sleep(0.05)
+    (sleeper,) = processes_with_argv(argv)
+    task.cancel()  # what escape in the console does
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await session.close()
+    # run_bounded stopped and reaped the group before the cancellation came back
+    assert not alive(sleeper)
+    result = session.result("sleeper")
+    assert result.status is status, result.detail
+    assert "cancelled by the operator" in result.detail
