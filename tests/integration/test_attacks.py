@@ -99,6 +99,14 @@ async def collect(request: Request) -> JSONResponse:
     return JSONResponse({"collected": True})
 
 
+#: a value that would retitle and clear a terminal, and that XML 1.0 cannot hold
+CONTROL = "bad\x00\x1b]0;pwned\x07\x1b[2J\x0c"
+
+
+async def control(request: Request) -> JSONResponse:
+    return JSONResponse({"status": CONTROL})
+
+
 async def pattern_body(request: Request) -> PlainTextResponse:
     # what the captured pattern, taken literally, is looking for; and a run of "a" on
     # which the same text taken as a regex would backtrack
@@ -133,6 +141,7 @@ def servers() -> Iterator[Servers]:
             Route("/pattern-body", pattern_body),
             Route("/hostile-body", hostile_body),
             Route("/collect", collect),
+            Route("/control", control),
         ]
     )
     other = Starlette(routes=[Route("/{rest:path}", job)])
@@ -667,3 +676,37 @@ headers:
     assert "a value captured or entered during the run is never taken as a URL" in refused.detail
     assert servers.other_seen.targets[before:] == [], "the captured host was contacted"
     assert key not in servers.other_seen.keys
+
+
+def test_control_characters_from_a_server_leave_every_report_readable(
+    servers: Servers, tmp_path: Path
+) -> None:
+    from xml.etree import ElementTree
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[environments.test.variables]\nbase_url = "{servers.base_url}"\n')
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops http
+id: control
+url: "{{ base_url }}/control"
+expect:
+  json:
+    - path: status
+      equals: ok
+```
+""",
+    )
+    junit = tmp_path / "report.xml"
+    args = ["--config", str(config), "check", str(path), "--env", "test"]
+    done = run_cli(*args, "--junit", str(junit))
+    assert done.returncode == 1, done.stdout + done.stderr
+    for output in (done.stdout, done.stderr):
+        assert "\x1b" not in output and "\x07" not in output
+    assert "bad\\x00\\x1b]0;pwned" in done.stdout  # shown, escaped
+    # CI must be able to read the report: XML 1.0 has no place for most control characters
+    suite = ElementTree.parse(junit).getroot()
+    failure = suite.find("testcase/failure")
+    assert failure is not None and failure.text is not None
+    assert "got bad\\x00\\x1b]0;pwned\\x07\\x1b[2J" in failure.text
