@@ -479,6 +479,43 @@ headers:
     assert key in servers.seen.keys
 
 
+async def test_a_capture_cannot_take_over_the_environments_base_url(
+    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = secrets.token_urlsafe(24)
+    monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", key)
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops http
+id: discover
+url: "{{ base_url }}/elsewhere"
+capture:
+  base_url: next
+```
+
+```ops http
+id: send-key
+url: "{{ base_url }}/collect"
+headers:
+  X-Ops-Key: "{{ secrets.ops_key }}"
+```
+""",
+        front="variables: [base_url]\nsecrets: [ops_key]",
+    )
+    environment = Environment(
+        name="test", secrets=["ops_key"], variables={"base_url": servers.base_url}
+    )
+    before = len(servers.other_seen.targets)
+    _, results = await walk(path, environment, tmp_path / "home")
+    # a captured base_url is data: escaped into the URL, so the request cannot be sent
+    refused = results["send-key"]
+    assert refused.status is StepStatus.FAILED
+    assert "a value captured or entered during the run is never taken as a URL" in refused.detail
+    assert servers.other_seen.targets[before:] == [], "the captured host was contacted"
+    assert key not in servers.other_seen.keys
+
+
 # -- items 6-8, 10: a hostile server behind an ops http step -----------------------------------
 
 
@@ -641,41 +678,7 @@ follow:
     assert "nested more than 100 levels deep" in job.detail
 
 
-async def test_a_capture_cannot_take_over_the_environments_base_url(
-    servers: Servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    key = secrets.token_urlsafe(24)
-    monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", key)
-    path = write_runbook(
-        tmp_path,
-        """\
-```ops http
-id: discover
-url: "{{ base_url }}/elsewhere"
-capture:
-  base_url: next
-```
-
-```ops http
-id: send-key
-url: "{{ base_url }}/collect"
-headers:
-  X-Ops-Key: "{{ secrets.ops_key }}"
-```
-""",
-        front="variables: [base_url]\nsecrets: [ops_key]",
-    )
-    environment = Environment(
-        name="test", secrets=["ops_key"], variables={"base_url": servers.base_url}
-    )
-    before = len(servers.other_seen.targets)
-    _, results = await walk(path, environment, tmp_path / "home")
-    # a captured base_url is data: escaped into the URL, so the request cannot be sent
-    refused = results["send-key"]
-    assert refused.status is StepStatus.FAILED
-    assert "a value captured or entered during the run is never taken as a URL" in refused.detail
-    assert servers.other_seen.targets[before:] == [], "the captured host was contacted"
-    assert key not in servers.other_seen.keys
+# -- what a server sends never breaks a report ---------------------------------------------
 
 
 def test_control_characters_from_a_server_leave_every_report_readable(
