@@ -291,6 +291,35 @@ expect:
     assert results["look"].status is StepStatus.PASSED, results["look"].detail
 
 
+async def test_a_captured_pattern_in_a_json_assertion_is_matched_literally(
+    servers: Servers, tmp_path: Path
+) -> None:
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops http
+id: fetch
+url: "{{ base_url }}/payload/pattern"
+capture:
+  pattern: id
+```
+
+```ops http
+id: again
+url: "{{ base_url }}/payload/pattern"
+expect:
+  json:
+    - path: id
+      matches: "^{{ pattern }}$"
+```
+""",
+    )
+    environment = Environment(name="test", variables={"base_url": servers.base_url})
+    _, results = await walk(path, environment, tmp_path / "home")
+    # the id is the text "(a+)+$": only the escaped pattern finds it
+    assert results["again"].status is StepStatus.PASSED, results["again"].detail
+
+
 async def test_a_runbooks_own_catastrophic_pattern_fails_its_assertion_and_the_run_goes_on(
     servers: Servers, tmp_path: Path
 ) -> None:
