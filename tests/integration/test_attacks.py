@@ -742,3 +742,64 @@ expect:
     failure = suite.find("testcase/failure")
     assert failure is not None and failure.text is not None
     assert "got bad\\x00\\x1b]0;pwned\\x07\\x1b[2J" in failure.text
+
+
+# -- found here, to be fixed in files this branch does not own ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="opsconsole/evidence.py writes step details, assertions and outputs raw "
+    "(_cell, _attempt_lines): a server's escape sequences reach the auditor's terminal",
+)
+async def test_control_characters_from_a_server_never_reach_the_evidence_raw(
+    servers: Servers, tmp_path: Path
+) -> None:
+    from opsconsole.evidence import export_evidence
+
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops http
+id: control
+url: "{{ base_url }}/control"
+expect:
+  json:
+    - path: status
+      equals: ok
+```
+""",
+    )
+    environment = Environment(name="test", variables={"base_url": servers.base_url})
+    session, results = await walk(path, environment, tmp_path / "home")
+    assert results["control"].status is StepStatus.FAILED
+    text = export_evidence(session, tmp_path / "evidence").read_text()
+    assert "pwned" in text
+    assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="opsconsole/artifacts.py ResponseArtifact.markdown() leaves out the notice: the "
+    "evidence says the body was truncated but not why",
+)
+async def test_the_evidence_says_why_a_body_was_cut(
+    hostile_server: HostileServer, tmp_path: Path
+) -> None:
+    from opsconsole.evidence import export_evidence
+
+    path = write_runbook(
+        tmp_path,
+        """\
+```ops http
+id: big
+url: "{{ base_url }}/huge"
+timeout: 30s
+```
+""",
+    )
+    session, results = await walk(path, hostile_environment(hostile_server), tmp_path / "home")
+    notice = results["big"].artifact("response").notice
+    assert notice
+    assert notice in export_evidence(session, tmp_path / "evidence").read_text()
+
