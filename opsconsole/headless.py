@@ -13,6 +13,7 @@ phase), and a check in which no automated step ran says so.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from .model import Runbook, Step
 from .operator import HeadlessOperator
 from .run import StepStatus
 from .session import RunSession, open_session
+from .terminal_text import terminal_safe
 
 __all__ = ["BAD_STATUSES", "CheckReport", "run_check"]
 
@@ -129,7 +131,7 @@ class CheckReport:
         counts = self.counts()
         suite = ElementTree.Element(
             "testsuite",
-            name=self.runbook.id,
+            name=_xml(self.runbook.id),
             tests=str(len(self.steps)),
             failures=str(sum(counts[s] for s in BAD_STATUSES)),
             skipped=str(counts["skipped"]),
@@ -139,21 +141,21 @@ class CheckReport:
             case = ElementTree.SubElement(
                 suite,
                 "testcase",
-                classname=f"{self.runbook.id}.{self.environment.name}",
-                name=f"{step['id']}: {step['title']}",
+                classname=_xml(f"{self.runbook.id}.{self.environment.name}"),
+                name=_xml(f"{step['id']}: {step['title']}"),
                 time=f"{_seconds(step.get('duration_ms')):.3f}",
             )
             status = str(step["status"])
             if status in BAD_STATUSES:
                 failure = ElementTree.SubElement(
-                    case, "failure", message=f"{status}: {step['detail']}", type=status
+                    case, "failure", message=_xml(f"{status}: {step['detail']}"), type=status
                 )
-                failure.text = str(step.get("junit", ""))
+                failure.text = _xml(step.get("junit", ""))
             elif status == "skipped":
-                ElementTree.SubElement(case, "skipped", message=str(step["detail"]))
+                ElementTree.SubElement(case, "skipped", message=_xml(step["detail"]))
             elif status == "answered":
                 out = ElementTree.SubElement(case, "system-out")
-                out.text = (
+                out.text = _xml(
                     "answered by the sandbox's simulated operator: rehearsed, not verified "
                     f"({step['detail']})"
                 )
@@ -174,6 +176,16 @@ class CheckReport:
         if verdict:
             lines.append(verdict)
         return "\n".join(lines)
+
+
+#: characters XML 1.0 cannot hold that terminal_safe leaves (it escapes the C0 controls)
+_NOT_XML = re.compile("[\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml(text: object) -> str:
+    """``text`` as XML 1.0 can hold it: control characters from a server (``\\x00``,
+    ``\\x1b``) would make the whole report unreadable to CI; they are shown escaped."""
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", terminal_safe(str(text)))
 
 
 def _seconds(milliseconds: object) -> float:

@@ -11,9 +11,9 @@ audit, evidence and saved run state all pass through :meth:`Redactor.redact`.
 
 The redactor masks each secret in every form it leaked in practice (URL, JSON,
 hex and base64 encodings, base64 of a longer string that embeds it) and any
-8-character or longer *prefix* of any of those forms (and 8 or more characters
-that end the raw secret), so text that someone else cut (a server that
-truncates a token) is still masked. :class:`SecretPolicy` decides which hosts may receive a secret.
+8-character or longer *prefix* or *ending* of any of those forms, so text that
+was cut (a server that truncates a token, a command output of which only the
+tail is kept) is still masked. :class:`SecretPolicy` decides which hosts may receive a secret.
 """
 
 from __future__ import annotations
@@ -105,7 +105,8 @@ def _base64_middles(data: bytes, encode: Any) -> set[str]:
 
 
 def secret_forms(value: str) -> set[str]:
-    """Every form in which ``value`` has been seen leaking: raw, URL, JSON, hex, base64."""
+    """Every form in which ``value`` has been seen leaking: raw, URL, JSON, regex-escaped,
+    hex, base64."""
     forms = {value}
     for encoded in (
         quote(value, safe=""),
@@ -119,6 +120,9 @@ def secret_forms(value: str) -> set[str]:
         escaped = json.dumps(value, ensure_ascii=ascii_only)[1:-1]
         forms.add(escaped)
         forms.add(escaped.replace("/", "\\/"))
+    # a secret inside a runbook's pattern is escaped (template "pattern" context), and an
+    # assertion names its pattern: "/key=abc\\-def/ not found"
+    forms.add(re.escape(value))
     data = value.encode("utf-8", errors="surrogatepass")
     forms.add(data.hex())
     forms.add(data.hex().upper())
@@ -139,11 +143,11 @@ class _Matcher:
     A *seed* is the first :data:`PREFIX_LENGTH` characters of a form. Where a seed
     occurs, the text is masked as far as it keeps following the longest form that
     starts with that seed. Matched whole: forms shorter than a seed, and every
-    ending of the raw secret of 8 or more characters (only whole endings: a run
-    from the middle of a URL-shaped secret, such as ``.com/api``, is common text).
+    ending of 8 or more characters of every form (only whole endings: a run from
+    the middle of a URL-shaped secret, such as ``.com/api``, is common text).
     """
 
-    def __init__(self, forms: set[str], raw_values: set[str]) -> None:
+    def __init__(self, forms: set[str]) -> None:
         from ahocorasick_rs import AhoCorasick
 
         anchors: dict[str, set[str]] = {}
@@ -153,8 +157,10 @@ class _Matcher:
                 anchors.setdefault(form[:PREFIX_LENGTH], set()).add(form)
             else:
                 exact.add(form)
-        for raw in raw_values:  # a cut that kept the end of a secret is a leak too
-            exact.update(raw[start:] for start in range(1, len(raw) - PREFIX_LENGTH + 1))
+        # a cut that kept the end of a secret, in any form, is a leak too: a command's output
+        # keeps its tail, and a long line reaches the screen in pieces
+        for form in forms:
+            exact.update(form[start:] for start in range(1, len(form) - PREFIX_LENGTH + 1))
         self.seeds = sorted(anchors)
         self.anchors = [sorted(anchors[seed], key=len, reverse=True) for seed in self.seeds]
         # an 8-character ending that is also a seed is covered by the seed's match
@@ -235,8 +241,8 @@ class Redactor:
     """Replaces every registered secret, in any of its forms or cut short, with ``***``.
 
     What is masked, for each registered value: every form from :func:`secret_forms`,
-    any prefix of :data:`PREFIX_LENGTH` (8) or more characters of each form, and the
-    last 8 or more characters of the raw value. A value shorter than
+    any prefix and any ending of :data:`PREFIX_LENGTH` (8) or more characters of each
+    form. A value shorter than
     8 characters is masked whole (its longer encodings still by 8-character
     prefixes); values shorter than :data:`MIN_SECRET_LENGTH` are refused.
     """
@@ -273,7 +279,7 @@ class Redactor:
             with self._lock:
                 matcher = self._matcher
                 if matcher is None:
-                    matcher = self._matcher = _Matcher(self._forms, self._raw)
+                    matcher = self._matcher = _Matcher(self._forms)
         return matcher
 
     def redact(self, text: str) -> str:

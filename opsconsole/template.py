@@ -427,7 +427,8 @@ def _url_values(
             if not is_raw and name not in trusted:
                 raise TemplateError(
                     f"{match.group(0)} starts the URL but is not one of the environment's "
-                    f"variables; if it holds a whole URL, write {{{{ {name} | raw }}}}"
+                    "variables (a value captured or entered during the run is never taken as "
+                    f"a URL); if it holds a whole URL, write {{{{ {name} | raw }}}}"
                 )
             out.append(value)
             position = match.end()

@@ -180,7 +180,8 @@ async def exchange(
 def render_expect(ctx: StepContext[Any], expect: HttpExpect) -> tuple[HttpExpect, dict[str, str]]:
     """Fill ``{{ }}`` references in every expectation; a secret phrase is named, never shown.
 
-    Values go into regexes escaped (data never becomes a pattern)."""
+    Values go into regexes (``body_matches``, a JSON check's ``matches``) escaped: data
+    never becomes a pattern."""
     labels: dict[str, str] = {}
     for phrase in [*expect.body_not_contains, *expect.body_contains]:
         if "{{" in phrase:
@@ -192,17 +193,32 @@ def render_expect(ctx: StepContext[Any], expect: HttpExpect) -> tuple[HttpExpect
                 for name in references(phrase)
             )
     data = expect.model_dump(by_alias=True, exclude_unset=True)
-    for key in ("body_matches", "body_not_matches"):
-        if key in data:
-            data[key] = [ctx.render(p, "pattern") for p in data[key]]
-    rendered = HttpExpect.model_validate(render_value(data, ctx.variables, ctx.secret))
+    patterns = {
+        key: [ctx.render(p, "pattern") for p in data.pop(key)]
+        for key in ("body_matches", "body_not_matches")
+        if key in data
+    }
+    checks = data.pop("json", None)
+    data = render_value(data, ctx.variables, ctx.secret)
+    if checks is not None:
+        data["json"] = [
+            {
+                key: ctx.render(value, "pattern")
+                if key == "matches" and isinstance(value, str)
+                else render_value(value, ctx.variables, ctx.secret)
+                for key, value in check.items()
+            }
+            for check in checks
+        ]
+    # each value is rendered once: a rendered value holding "{{ x }}" stays text
+    rendered = HttpExpect.model_validate({**data, **patterns})
     return rendered, labels
 
 
 def capture_values(
     spec: HttpSpec, response: ResponseArtifact
 ) -> tuple[dict[str, str], dict[str, str], list[Assertion]]:
-    from ..expectations import search_json
+    from ..expectations import describe_body, search_json
 
     captures: dict[str, str] = {}
     secrets: dict[str, str] = {}
@@ -214,7 +230,8 @@ def capture_values(
                     Assertion(
                         name=f"capture {name}",
                         ok=False,
-                        detail=f"cannot capture {name}: response is not JSON",
+                        detail=f"cannot capture {name}: response is not JSON "
+                        f"({response.json_error or describe_body(response)})",
                     )
                 )
                 continue

@@ -10,6 +10,7 @@ the mutating action is *unknown*, never "failed": the job may still finish.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections import ChainMap
 from collections.abc import Callable
@@ -25,7 +26,7 @@ from ..artifacts import (
     ResponseArtifact,
     StatesArtifact,
 )
-from ..errors import TemplateError
+from ..errors import SecretUnavailable, TemplateError
 from ..model import Duration, StrList
 from ..operator import StateChange
 from ..run import Assertion, StepStatus
@@ -98,7 +99,7 @@ class TriggerStep(StepType[TriggerSpec]):
         return f"{spec.method} {render(spec.url, 'url')}, then follow {follow}"
 
     async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
-        from ..expectations import evaluate_http, search_json
+        from ..expectations import describe_body, evaluate_http, search_json
 
         spec = ctx.spec
         started = ctx.clock.monotonic()
@@ -120,6 +121,11 @@ class TriggerStep(StepType[TriggerSpec]):
                 captures=captures,
                 secret_captures=secrets,
             )
+        # what follows (state changes on screen, checkpoints) is redacted before the session
+        # records this step: a captured secret is masked from now on, not from the end
+        for value in secrets.values():
+            with contextlib.suppress(SecretUnavailable):  # too short: the session refuses it
+                ctx.redactor.register(value)
         ctx.note(f"triggered: {response.status} {response.reason}")
 
         follow = spec.follow
@@ -145,7 +151,8 @@ class TriggerStep(StepType[TriggerSpec]):
                     Phase.ERROR, message=f"read-back returned {polled.status} {polled.reason}"
                 )
             if not polled.is_json:
-                return Measurement(Phase.ERROR, message="read-back is not JSON")
+                reason = polled.json_error or describe_body(polled)
+                return Measurement(Phase.ERROR, message=f"read-back is not JSON ({reason})")
             last = polled
             state = search_json(follow.state, polled.document)
             state_text = _text(state) if state is not None else "(no state)"
