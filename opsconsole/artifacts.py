@@ -163,6 +163,8 @@ class ResponseArtifact(_Artifact):
             "body": self.body,
             "truncated": self.truncated,
         }
+        if self.notice:
+            shown["notice"] = self.notice
         return f"Response:\n\n{fence(_json(shown), 'json')}"
 
     def capped(self) -> Self:

@@ -18,11 +18,21 @@ from .secrets import redact_everywhere
 __all__ = ["crash_summary", "write_crash_log"]
 
 
-def write_crash_log(exc: BaseException) -> Path | None:
-    """Append the redacted traceback (no locals) to a 0600 file; None if that cannot be done."""
+def write_crash_log(exc: BaseException, *, with_message: bool = True) -> Path | None:
+    """Append the redacted traceback (no locals) to a 0600 file; None if that cannot be done.
+
+    ``with_message=False`` leaves out the exception's messages (the frames stay): for an
+    error raised while a step held response data, whose secrets the redactor may not
+    know yet (a token the step was about to capture)."""
     try:
         path = state_dir() / "crash.log"
-        text = "".join(traceback.format_exception(exc))
+        if with_message:
+            text = "".join(traceback.format_exception(exc))
+        else:
+            text = "".join(traceback.format_tb(exc.__traceback__)) + (
+                f"{type(exc).__module__}.{type(exc).__qualname__} "
+                "(message withheld: it may hold response data)\n"
+            )
         append_private(path, f"--- {now_iso()}\n{redact_everywhere(text)}\n")
         return path
     except OSError:

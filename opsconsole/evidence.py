@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .errors import OpsConsoleError
 from .files import inside
 from .run import Attempt, StepResult, StepStatus, atomic_write, now_iso
+from .terminal_text import terminal_safe
 
 if TYPE_CHECKING:
     from .session import RunSession
@@ -124,8 +125,9 @@ def render_evidence(session: RunSession) -> str:
             if result.status is not StepStatus.PENDING:
                 lines += _attempt_lines(result, total, total)
     lines.append("")
-    # Everything above came from redacted state; this pass is the backstop.
-    return session.redactor.redact("\n".join(lines))
+    # Everything above came from redacted state; this pass is the backstop. A server's
+    # escape sequences are shown, never sent to the terminal of whoever reads the report.
+    return terminal_safe(session.redactor.redact("\n".join(lines)))
 
 
 def evidence_path(session: RunSession, directory: Path) -> Path:

@@ -624,6 +624,8 @@ class RunSession:
                 return self._skip_unanswered(result, blocked, audit=begun and mutating)
         except (OpsConsoleError, OSError, ValueError) as exc:
             outcome = Outcome(StepStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one step's bug must not end the run
+            outcome = self._unexpected(step, result, ctx, exc)
         if step.needs_human:
             mark_running()
         if any(simulated):
@@ -757,6 +759,27 @@ class RunSession:
             status = StepStatus.CANCELLED
             detail = f"{why}; nothing was changed" if not step.mutating else f"{why} before acting"
         return Outcome(status, detail, artifacts=list(result.artifacts))
+
+    def _unexpected(
+        self, step: Step, result: StepResult, ctx: StepContext[Any], exc: Exception
+    ) -> Outcome:
+        """A bug in a step: the details go to the (redacted) crash log, the run goes on."""
+        from .crash import write_crash_log
+
+        # the message is left out everywhere: it may carry response data holding a secret
+        # the redactor does not know yet (a token this step was about to capture)
+        where = write_crash_log(exc, with_message=False)
+        detail = f"unexpected {type(exc).__name__} in this step (a bug: please report it)" + (
+            f"; the stack is in {where}" if where else ""
+        )
+        if step.mutating and (ctx.acted or not step.type.tracks_action):
+            return Outcome(
+                StepStatus.UNKNOWN,
+                f"{detail}; its action may have gone out: check the system before running it "
+                "again",
+                artifacts=list(result.artifacts),
+            )
+        return Outcome(StepStatus.FAILED, detail, artifacts=list(result.artifacts))
 
     def _restore(self, result: StepResult, before: StepResult) -> None:
         for name in StepResult.model_fields:

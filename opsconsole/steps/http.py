@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
@@ -253,6 +254,34 @@ def capture_values(
     return captures, secrets, problems
 
 
+@dataclass
+class Judged:
+    """A request sent and its response judged: what http and trigger share."""
+
+    request: RequestArtifact
+    response: ResponseArtifact
+    assertions: list[Assertion]
+    captures: dict[str, str]
+    secrets: dict[str, str]
+
+
+async def send_and_judge(ctx: StepContext[Any], spec: HttpSpec) -> Judged | Outcome:
+    """Render, send and judge ``spec``; the Outcome when nothing came back to judge."""
+    from ..expectations import evaluate_http
+
+    try:
+        expect, labels = render_expect(ctx, spec.expect)
+        request, response, error, acted = await exchange(ctx, spec)
+    except TemplateError as exc:
+        raise TemplateError(f"cannot build the request: {exc}", exc.name) from None
+    if response is None:
+        return unsent_outcome(ctx, request, error or "request failed", acted)
+    assertions = evaluate_http(expect, response, secret_phrases=labels)
+    captures, secrets, problems = capture_values(spec, response)
+    assertions.extend(problems)
+    return Judged(request, response, assertions, captures, secrets)
+
+
 def unsent_outcome(
     ctx: StepContext[Any], request: RequestArtifact, error: str, may_have_acted: bool
 ) -> Outcome:
@@ -292,25 +321,16 @@ class HttpStep(StepType[HttpSpec]):
         return f"{spec.method} {render(spec.url, 'url')}"
 
     async def run(self, ctx: StepContext[HttpSpec]) -> Outcome:
-        spec = ctx.spec
-        from ..expectations import evaluate_http
-
-        try:
-            expect, labels = render_expect(ctx, spec.expect)
-            request, response, error, acted = await exchange(ctx, spec)
-        except TemplateError as exc:
-            raise TemplateError(f"cannot build the request: {exc}", exc.name) from None
-        if response is None:
-            return unsent_outcome(ctx, request, error or "request failed", acted)
-        assertions = evaluate_http(expect, response, secret_phrases=labels)
-        captures, secrets, problems = capture_values(spec, response)
-        assertions.extend(problems)
+        sent = await send_and_judge(ctx, ctx.spec)
+        if isinstance(sent, Outcome):
+            return sent
+        response = sent.response
         summary = f"{response.status} {response.reason} in {response.elapsed_ms:.0f} ms"
         return Outcome.judged(
-            assertions,
+            sent.assertions,
             summary,
-            artifacts=[request, response],
-            captures=captures,
-            secret_captures=secrets,
+            artifacts=[sent.request, response],
+            captures=sent.captures,
+            secret_captures=sent.secrets,
             duration_ms=response.elapsed_ms,
         )

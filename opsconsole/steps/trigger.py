@@ -36,10 +36,9 @@ from .http import (
     HttpExpect,
     HttpSpec,
     RequestFields,
-    capture_values,
     exchange,
     render_expect,
-    unsent_outcome,
+    send_and_judge,
 )
 
 if TYPE_CHECKING:
@@ -103,16 +102,11 @@ class TriggerStep(StepType[TriggerSpec]):
 
         spec = ctx.spec
         started = ctx.clock.monotonic()
-        try:
-            expect, labels = render_expect(ctx, spec.expect)
-            request, response, error, acted = await exchange(ctx, spec)
-        except TemplateError as exc:
-            raise TemplateError(f"cannot build the request: {exc}", exc.name) from None
-        if response is None:
-            return unsent_outcome(ctx, request, error or "request failed", acted)
-        assertions = evaluate_http(expect, response, secret_phrases=labels)
-        captures, secrets, problems = capture_values(spec, response)
-        assertions.extend(problems)
+        sent = await send_and_judge(ctx, spec)
+        if isinstance(sent, Outcome):
+            return sent
+        request, response, assertions = sent.request, sent.response, sent.assertions
+        captures, secrets = sent.captures, sent.secrets
         if not all(a.ok for a in assertions):
             return Outcome.judged(
                 assertions,

@@ -744,14 +744,9 @@ expect:
     assert "got bad\\x00\\x1b]0;pwned\\x07\\x1b[2J" in failure.text
 
 
-# -- found here, to be fixed in files this branch does not own ---------------------------
+# -- evidence -------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="opsconsole/evidence.py writes step details, assertions and outputs raw "
-    "(_cell, _attempt_lines): a server's escape sequences reach the auditor's terminal",
-)
 async def test_control_characters_from_a_server_never_reach_the_evidence_raw(
     servers: Servers, tmp_path: Path
 ) -> None:
@@ -778,11 +773,6 @@ expect:
     assert "\x1b" not in text and "\x07" not in text and "\x00" not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="opsconsole/artifacts.py ResponseArtifact.markdown() leaves out the notice: the "
-    "evidence says the body was truncated but not why",
-)
 async def test_the_evidence_says_why_a_body_was_cut(
     hostile_server: HostileServer, tmp_path: Path
 ) -> None:

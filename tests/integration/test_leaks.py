@@ -322,8 +322,10 @@ def test_no_form_of_a_secret_reaches_any_output(
         """
     )
     crashed = run_cli(args, {**cli_env, "OPSCONSOLE_HOME": str(crash_home)}, prelude=prelude)
-    assert crashed.returncode == 3, crashed.stderr
-    assert "unexpected RuntimeError" in crashed.stderr and "crash.log" in crashed.stderr
+    # one step's bug fails that step (details in crash.log) and the check goes on
+    assert crashed.returncode == 1, crashed.stderr
+    assert "unexpected RuntimeError in this step" in crashed.stdout
+    assert "crash.log" in crashed.stdout
     assert (crash_home / "crash.log").stat().st_size > 0
 
     places: list[tuple[str, str | Path]] = [
@@ -341,9 +343,11 @@ def test_no_form_of_a_secret_reaches_any_output(
         ("crash.log of check", crash_home),
         ("check stderr after a crash", crashed.stderr + crashed.stdout),
     ]
-    # each place really held the key, masked (the search below is not over empty files)
-    for written in (junit, evidence, isolated_home / "crash.log", crash_home / "crash.log"):
+    # each place really held the key, masked (the search below is not over empty files);
+    # a step's own crash keeps no message at all (it may hold a token not yet captured)
+    for written in (junit, evidence, isolated_home / "crash.log"):
         assert "***" in written.read_text(), written
+    assert "message withheld" in (crash_home / "crash.log").read_text()
     leaks = []
     for what, target in places:
         assert target, what

@@ -242,6 +242,12 @@ def test_abandoned_run_is_no_longer_offered_and_is_audited(tmp_path: Path) -> No
     session.skip("cp-missing-database-url", "not today")
     store = RunStore(tmp_path)
     (unfinished,) = store.unfinished("v2-control-plane", "local")
+    from opsconsole.errors import RunHeld
+
+    with pytest.raises(RunHeld):  # a console still holds it: never abandoned under it
+        abandon_run(unfinished, tmp_path, "operator started a new run")
+    assert session.lock is not None
+    session.lock.release()
     abandon_run(unfinished, tmp_path, "operator started a new run")
     assert store.unfinished("v2-control-plane", "local") == []
     assert store.load(unfinished.id).status is RunStatus.ABORTED
