@@ -80,7 +80,9 @@ class _Artifact(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     def blocks(self) -> list[Block]:
-        raise NotImplementedError  # pragma: no cover - every artifact defines it
+        """Every field as JSON: what an artifact without its own rendering shows."""
+        fields = self.model_dump(exclude={"type"})
+        return [Block(str(getattr(self, "type", "artifact")), _json(fields), "json")]
 
     def markdown(self) -> str:
         parts = []
