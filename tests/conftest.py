@@ -11,6 +11,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 RUNBOOKS = REPO / "runbooks"
 V2_RUNBOOK = RUNBOOKS / "v2-control-plane.md"
+#: the V2 runbook's steps that talk to the sandbox, unchanged: a fault walks only these
+V2_LIVE_STEPS = REPO / "tests" / "runbooks" / "v2-live-steps.md"
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
