@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from collections.abc import Generator
 from pathlib import Path
 
@@ -23,6 +24,12 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"{name} is not installed (.ci/run installs it)")
     return path
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Under nohup (or a CI runner that ignores SIGHUP) children would inherit an ignored
+    # SIGHUP, and opsconsole rightly keeps it ignored: tests start from the default.
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.hookimpl(wrapper=True)
