@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, V2_RUNBOOK
+from tests.conftest import REPO, V2_LIVE_STEPS, V2_RUNBOOK
 
 #: fault -> the failing steps in run order, each with the reason it must give
 FAULT_FAILS = {
@@ -79,11 +80,41 @@ def test_check_sandbox_json_passes_the_v2_runbook() -> None:
     assert report["steps"][0].keys() >= {"id", "title", "kind", "status", "detail"}
 
 
+def fenced_steps(path: Path) -> dict[str, str]:
+    """Each ``ops`` block of a runbook, fences included, by its step id."""
+    steps = {}
+    for block in re.findall(r"^```ops [a-z]+\n.*?^```$", path.read_text(), re.M | re.S):
+        named = re.search(r"^id: (\S+)$", block, re.MULTILINE)
+        assert named is not None, f"{path.name}: a step without an id:\n{block}"
+        steps[named[1]] = block
+    return steps
+
+
+def test_the_live_steps_runbook_is_a_byte_identical_slice_of_v2() -> None:
+    """The fault matrix walks a slice of the V2 runbook; it must be the V2 runbook's steps.
+
+    Every block is byte-identical to the bundled one, and every step that talks to a
+    service (http, trigger) is in it, so "nothing else fails" still covers them all.
+    """
+    bundled, live = fenced_steps(V2_RUNBOOK), fenced_steps(V2_LIVE_STEPS)
+    for step_id, block in live.items():
+        assert block == bundled.get(step_id), f"{step_id} differs from {V2_RUNBOOK.name}"
+    talks_to_a_service = {
+        step_id
+        for step_id, block in bundled.items()
+        if block.startswith(("```ops http", "```ops trigger"))
+    }
+    missing = sorted(talks_to_a_service - live.keys())
+    assert not missing, f"steps of {V2_RUNBOOK.name} missing from {V2_LIVE_STEPS.name}: {missing}"
+    assert [s for s in bundled if s in live] == list(live), "the order differs"
+    assert {step_id for fails in FAULT_FAILS.values() for step_id, _ in fails} <= live.keys()
+
+
 @pytest.mark.parametrize("fault", sorted(FAULT_FAILS))
 def test_each_fault_fails_the_right_step_with_the_reason(fault: str, tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
     done = opsconsole(
-        "check", str(V2_RUNBOOK), "--sandbox", "--fault", fault, "--json", "--junit", str(junit)
+        "check", str(V2_LIVE_STEPS), "--sandbox", "--fault", fault, "--json", "--junit", str(junit)
     )
     assert done.returncode == 1, done.stdout + done.stderr
     report = json.loads(done.stdout)
@@ -99,7 +130,7 @@ def test_each_fault_fails_the_right_step_with_the_reason(fault: str, tmp_path: P
 
 
 def test_check_text_output_and_secrets_never_printed() -> None:
-    done = opsconsole("check", str(V2_RUNBOOK), "--sandbox", "--fault", "debug-leaks-token")
+    done = opsconsole("check", str(V2_LIVE_STEPS), "--sandbox", "--fault", "debug-leaks-token")
     assert done.returncode == 1
     assert "✗ debug-env-leaks-nothing" in done.stdout
     assert "body CONTAINS secret runner_token" in done.stdout
@@ -197,7 +228,7 @@ def test_check_without_sandbox_reports_human_steps_skipped(tmp_path: Path) -> No
 
 def test_audit_verify_after_a_run_and_after_tampering() -> None:
     home = Path(os.environ["OPSCONSOLE_HOME"])
-    assert opsconsole("check", str(V2_RUNBOOK), "--sandbox").returncode == 0
+    assert opsconsole("check", str(V2_LIVE_STEPS), "--sandbox").returncode == 0
     log = home / "sandbox" / "audit.jsonl"
     done = opsconsole("audit", "verify", "--log", str(log))
     assert done.returncode == 0 and "chain intact" in done.stdout

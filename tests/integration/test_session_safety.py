@@ -20,7 +20,7 @@ from opsconsole.loader import load_runbook
 from opsconsole.run import RunStatus, RunStore, StepStatus
 from opsconsole.sandbox import Sandbox
 from opsconsole.session import Answer, RunSession, StepRefused, open_session
-from tests.conftest import REPO, V2_RUNBOOK
+from tests.conftest import REPO, V2_LIVE_STEPS, V2_RUNBOOK
 
 
 def jobs(sandbox: Sandbox) -> list[dict]:
@@ -145,7 +145,7 @@ def test_killed_mid_step_resumes_at_that_step_with_results_intact(tmp_path: Path
                 "--config",
                 str(sandbox.config_path),
                 "check",
-                str(V2_RUNBOOK),
+                str(V2_LIVE_STEPS),
                 "--env",
                 "sandbox",
             ],
@@ -180,14 +180,14 @@ def test_killed_mid_step_resumes_at_that_step_with_results_intact(tmp_path: Path
                 child.wait()
 
         store = RunStore(home)
-        (unfinished,) = store.unfinished("v2-control-plane", "sandbox")
-        runbook = load_runbook(V2_RUNBOOK)
+        (unfinished,) = store.unfinished("v2-live-steps", "sandbox")
+        runbook = load_runbook(V2_LIVE_STEPS)
         environment = load_config(sandbox.config_path).environment("sandbox")
         session = open_session(runbook, environment, home, resume=unfinished)
         assert session.run.cursor == "trigger-runner"
         assert session.result("trigger-runner").status is StepStatus.UNKNOWN
         assert session.result("create-job").status is StepStatus.PASSED
-        assert session.result("cp-missing-database-url").status is StepStatus.PASSED
+        assert session.result("runner-allowlist").status is StepStatus.PASSED
         assert session.run.captures["created_job_id"]
         assert verify(home / "audit.jsonl").ok
         intents = [json.loads(line) for line in (home / "audit.jsonl").read_text().splitlines()]
@@ -313,7 +313,7 @@ async def test_no_secret_in_any_file_written_even_when_a_response_leaks_it(
 
     sandbox.set_fault("debug-leaks-token", True)
     try:
-        runbook = load_runbook(V2_RUNBOOK)
+        runbook = load_runbook(V2_LIVE_STEPS)
         environment = load_config(sandbox.config_path).environment("sandbox")
         operator = HeadlessOperator(simulate=True)
         report = await run_check(runbook, environment, tmp_path, operator=operator)
