@@ -358,7 +358,17 @@ async def _stop_group(pgid: int, child: _ChildProtocol, grace: float) -> str:
         return "SIGTERM"
     _signal_group(pgid, signal.SIGKILL)
     await child.exited
+    await _gone(pgid)
     return f"SIGTERM, then SIGKILL after {grace:g}s"
+
+
+async def _gone(pgid: int, bound: float = 5.0) -> None:
+    """SIGKILL is delivered asynchronously: wait (bounded) until no member still runs, so
+    "stopped" is true when the caller reads it."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + bound
+    while _group_alive(pgid) and loop.time() < deadline:
+        await asyncio.sleep(_POLL)
 
 
 async def run_bounded(
@@ -502,3 +512,4 @@ async def _stop_after_cancel(pgid: int, child: _ChildProtocol, grace: float) -> 
         _signal_group(pgid, signal.SIGKILL)
         with contextlib.suppress(asyncio.CancelledError):
             await child.exited
+            await _gone(pgid)
