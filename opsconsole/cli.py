@@ -420,11 +420,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .process import install_hangup_handlers
-
-    # a dropped SSH session (SIGHUP) or a kill stops every child a step started
-    install_hangup_handlers()
     args = _parser().parse_args(argv)
+    if args.verb not in {"lint", "show", "audit"}:
+        from .process import install_hangup_handlers
+
+        # a dropped SSH session (SIGHUP) or a kill stops every child a step started
+        install_hangup_handlers()
     try:
         return _dispatch(args)
     except RunbookError as exc:
