@@ -117,6 +117,10 @@ class EnterText(Question):
     pattern: str | None = None
     secret: bool = False
     placeholder: str = ""
+    #: a page a person opens to get the value (an OAuth authorization URL): the sandbox's
+    #: simulated operator presses ``visit_button`` there and answers where it was sent
+    visit: str | None = None
+    visit_button: str = "approve"
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,21 @@ def simulated_reply(question: Question) -> Reply | None:
     return None
 
 
+async def _visit_in_sandbox_browser(question: EnterText) -> Reply:
+    """What a person would paste: open the page, press the button, copy the address bar."""
+    from .sandbox.browser import BrowserError, press
+
+    assert question.visit is not None
+    try:
+        where = await press(question.visit, question.visit_button)
+    except BrowserError as exc:
+        raise NoAnswer(f"the sandbox's simulated operator could not use the page: {exc}") from None
+    except OSError as exc:
+        raise NoAnswer(f"the sandbox's simulated operator could not open the page: {exc}") from None
+    note = f"the sandbox's simulated operator pressed {question.visit_button!r} in its browser"
+    return Reply(where, note, "simulated")
+
+
 @dataclass
 class HeadlessOperator:
     """Answers for ``opsconsole check``: the command line first, then ``--yes``, then the
@@ -299,6 +318,10 @@ class HeadlessOperator:
         if self.yes and question.confirmation and not self.protected:
             value = question.yes if isinstance(question, Choose) and question.yes else "yes"
             return Reply(value, "confirmed with --yes", "command line")
+        if self.simulate and isinstance(question, EnterText) and question.visit and (
+            question.simulate
+        ):
+            return await _visit_in_sandbox_browser(question)
         if self.simulate:
             reply = simulated_reply(question)
             if reply is not None:
