@@ -79,6 +79,11 @@ class Question:
     simulate: bool = True
     #: ``--yes`` answers it (confirmations in unprotected environments only)
     confirmation: bool = False
+    #: a page a person opens before answering (an OAuth authorization URL): the sandbox's
+    #: simulated operator presses ``visit_button`` there first; a text answer is then
+    #: where the browser was sent
+    visit: str | None = None
+    visit_button: str = "approve"
 
 
 @dataclass(frozen=True)
@@ -117,10 +122,6 @@ class EnterText(Question):
     pattern: str | None = None
     secret: bool = False
     placeholder: str = ""
-    #: a page a person opens to get the value (an OAuth authorization URL): the sandbox's
-    #: simulated operator presses ``visit_button`` there and answers where it was sent
-    visit: str | None = None
-    visit_button: str = "approve"
 
 
 @dataclass(frozen=True)
@@ -280,7 +281,7 @@ def simulated_reply(question: Question) -> Reply | None:
     return None
 
 
-async def _visit_in_sandbox_browser(question: EnterText) -> Reply:
+async def _visit_in_sandbox_browser(question: Question) -> Reply:
     """What a person would paste: open the page, press the button, copy the address bar."""
     from .sandbox.browser import BrowserError, press
 
@@ -318,10 +319,10 @@ class HeadlessOperator:
         if self.yes and question.confirmation and not self.protected:
             value = question.yes if isinstance(question, Choose) and question.yes else "yes"
             return Reply(value, "confirmed with --yes", "command line")
-        if self.simulate and isinstance(question, EnterText) and question.visit and (
-            question.simulate
-        ):
-            return await _visit_in_sandbox_browser(question)
+        if self.simulate and question.visit and question.simulate:
+            where = await _visit_in_sandbox_browser(question)
+            if isinstance(question, EnterText):
+                return where
         if self.simulate:
             reply = simulated_reply(question)
             if reply is not None:
