@@ -253,11 +253,12 @@ class CallbackStep(StepType[CallbackSpec]):
         )
         verdict: Redirect | None = None
         pasted = ""
+        refused = ""
         for attempt in range(1, PASTE_ATTEMPTS + 1):
             reply = await ctx.ask(
                 EnterText(
                     prompt="Paste the full URL your browser was sent to after approving",
-                    detail=f"Authorization URL: {url}\nTunnel: {tunnel}",
+                    detail=refused + f"Open: {url}\nTunnel (on your machine): {tunnel}",
                     key="redirect_url",
                     name="redirect_url",
                     secret=True,
@@ -278,6 +279,7 @@ class CallbackStep(StepType[CallbackSpec]):
             if not verdict.problems:
                 break
             ctx.note(f"Paste {attempt} refused: {verdict.problems[0]}")
+            refused = f"Refused: {verdict.problems[0]}. Paste it again.\n"
         assert verdict is not None
         if verdict.problems:
             return Outcome(
