@@ -30,7 +30,10 @@ if TYPE_CHECKING:
 __all__ = ["kinds", "register", "step_type", "unregister"]
 
 #: the built-in kinds, in the order the docs list them
-BUILTIN_MODULES = ("http", "trigger", "metrics", "command", "manual", "input", "confirm", "gate")
+BUILTIN_MODULES = (
+    "http", "trigger", "metrics", "promql", "command", "manual", "input", "confirm",
+    "gate",
+)
 
 _registry: dict[str, StepType[Any]] = {}
 _loaded = False
