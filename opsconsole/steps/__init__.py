@@ -31,7 +31,7 @@ __all__ = ["kinds", "register", "step_type", "unregister"]
 
 #: the built-in kinds, in the order the docs list them
 BUILTIN_MODULES = (
-    "http", "trigger", "metrics", "promql", "command", "manual", "input", "confirm",
+    "http", "trigger", "metrics", "promql", "burst", "command", "manual", "input", "confirm",
     "gate",
 )
 
