@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .analysis import SystemClock
-from .artifacts import Artifact, MeasurementsArtifact, ResponseArtifact
+from .artifacts import Artifact, MeasurementsArtifact, ResponseArtifact, SeriesArtifact
 from .clients import Clients, ClientSettings
 from .config import Environment
 from .errors import OpsConsoleError, StepRefused, TemplateError
@@ -106,20 +106,12 @@ class _NoRun:
 
 
 def _numbers(artifacts: Sequence[Artifact]) -> list[float]:
-    """Numeric values an artifact carries for a sparkline (measurements, a series)."""
+    """Numbers for a sparkline: a PromQL range's points, else the measurements' values."""
+    for artifact in artifacts:
+        if isinstance(artifact, SeriesArtifact):
+            return [p for p in artifact.points if p is not None and math.isfinite(p)]
     values: list[float] = []
     for artifact in artifacts:
-        series = getattr(artifact, "series", None)
-        if isinstance(series, list):
-            for point in series:
-                value = point[-1] if isinstance(point, list | tuple) and point else point
-                try:
-                    number = float(value)
-                except (TypeError, ValueError):
-                    continue
-                if math.isfinite(number):
-                    values.append(number)
-            continue
         if isinstance(artifact, MeasurementsArtifact):
             for row in artifact.rows:
                 try:

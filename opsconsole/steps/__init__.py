@@ -31,7 +31,17 @@ __all__ = ["kinds", "register", "step_type", "unregister"]
 
 #: the built-in kinds, in the order the docs list them
 BUILTIN_MODULES = (
-    "http", "trigger", "command", "manual", "input", "confirm", "gate", "callback"
+    "http",
+    "trigger",
+    "metrics",
+    "promql",
+    "burst",
+    "command",
+    "manual",
+    "input",
+    "confirm",
+    "gate",
+    "callback",
 )
 
 _registry: dict[str, StepType[Any]] = {}
