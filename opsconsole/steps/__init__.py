@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 __all__ = ["kinds", "register", "step_type", "unregister"]
 
 #: the built-in kinds, in the order the docs list them
-BUILTIN_MODULES = ("http", "trigger", "command", "manual", "input", "confirm", "gate")
+BUILTIN_MODULES = (
+    "http", "trigger", "command", "manual", "input", "confirm", "gate", "device_flow",
+)
 
 _registry: dict[str, StepType[Any]] = {}
 _loaded = False
