@@ -480,8 +480,8 @@ class _Flow:
 
     def progress(self, wait: float) -> None:
         self.ctx.emit(Progress(
-            label=f"waiting for approval: {self.polls} poll(s), every {self.interval:g}s, "
-                  f"next in {_duration(wait)}",
+            label=f"waiting for approval: {self.polls} poll(s) so far, polling every "
+                  f"{self.interval:g}s (next in {_duration(wait)})",
             done=self.polls,
         ))
 
