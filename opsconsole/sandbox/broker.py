@@ -32,6 +32,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .device_auth import read_form
 from .service import Fault, FaultSwitches, SandboxService, ServiceHost
 
 __all__ = [
@@ -218,7 +219,7 @@ class BrokerState:
             session.expires = time.time()
             return HTMLResponse("<h1>This sign-in has expired</h1>", status_code=410)
         if request.method == "POST":
-            form = await _form(request)
+            form = await read_form(request)
             decision = str(form.get("decision", ""))
             with self.lock:
                 if decision == "approve" and "broker-denied" not in self.faults:
@@ -258,16 +259,6 @@ def _lookup(artist: str, title: str) -> dict[str, Any]:
         if known_artist in folded[0] and (known_title in folded[1] or folded[1] in known_title):
             return {"result": release, "match_quality": "fuzzy"}
     return {"result": None, "match_quality": "none"}
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """A form-encoded body (no multipart: nothing here uploads files)."""
-    from urllib.parse import parse_qsl
-
-    raw = await request.body()
-    if len(raw) > 64 * 1024:
-        return {}
-    return dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
 
 
 def create_broker_app(state: BrokerState) -> Starlette:

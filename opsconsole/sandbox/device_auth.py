@@ -30,7 +30,7 @@ from starlette.routing import Route
 from .service import Fault, FaultSwitches, SandboxService, ServiceHost
 
 __all__ = ["CLIENT_ID", "DEVICE_GRANT", "DeviceAuthServer", "DeviceAuthState",
-           "create_device_auth_app"]
+           "create_device_auth_app", "read_form"]
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 #: the one client this server knows
@@ -84,7 +84,7 @@ class DeviceAuthState:
         return grant.expired or time.monotonic() >= grant.created + self.lifetime()
 
     async def device_authorization(self, request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         if form.get("client_id") != CLIENT_ID:
             return _oauth_error("invalid_client", 401, "unknown client_id")
         grant = Grant(secrets.token_urlsafe(32), _user_code(), time.monotonic(), self.interval)
@@ -100,7 +100,7 @@ class DeviceAuthState:
         }, headers={"cache-control": "no-store"})
 
     async def token(self, request: Request) -> Response:
-        form = await _form(request)
+        form = await read_form(request)
         if form.get("grant_type") != DEVICE_GRANT:
             return _oauth_error("unsupported_grant_type")
         if form.get("client_id") != CLIENT_ID:
@@ -134,7 +134,7 @@ class DeviceAuthState:
 
     async def device_page(self, request: Request) -> Response:
         if request.method == "POST":
-            form = await _form(request)
+            form = await read_form(request)
             code = str(form.get("user_code") or request.query_params.get("user_code", ""))
             decision = str(form.get("decision", ""))
             with self.lock:
@@ -166,7 +166,7 @@ class DeviceAuthState:
         return JSONResponse({"sub": "sandbox-operator", "name": "Sandbox operator"})
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     """A form-encoded body (no multipart: nothing here uploads files)."""
     from urllib.parse import parse_qsl
 

@@ -270,3 +270,33 @@ async def test_nobody_to_approve_skips_the_step(tmp_path: Path, script: Script) 
     assert result.status is StepStatus.SKIPPED
     assert "needs a person" in result.detail
     assert script.polls == []
+
+
+async def test_keep_keyring_stores_the_token_in_the_environments_keyring(
+    tmp_path: Path, script: Script
+) -> None:
+    import keyring
+
+    from opsconsole.sandbox.keyring_backend import SandboxKeyring
+
+    saved = keyring.get_keyring()
+    keyring.set_keyring(SandboxKeyring({}))
+    try:
+        script.answers = [GRANTED]
+        result, _, _ = await run_flow(tmp_path, script, messages="keep: keyring")
+        assert result.status is StepStatus.PASSED, result.detail
+        assert keyring.get_password("opsconsole:test", "access_token") == script.token
+        assert "the keyring (opsconsole:test) and this run" in result.detail
+    finally:
+        keyring.set_keyring(saved)
+
+
+async def test_a_token_shorter_than_the_redactor_accepts_is_refused(
+    tmp_path: Path, script: Script
+) -> None:
+    script.token = "abc"  # cannot be masked reliably: never kept, the step fails
+    script.answers = [GRANTED]
+    result, session, _ = await run_flow(tmp_path, script)
+    assert result.status is StepStatus.FAILED
+    assert "shorter than" in result.detail
+    assert session.secrets.cached("access_token") is None
