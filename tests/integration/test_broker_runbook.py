@@ -150,3 +150,17 @@ async def test_no_token_reaches_any_output(tmp_path: Path) -> None:
             except AssertionError as leak:
                 leaks.append(f"{name} in {what}: {leak}")
     assert not leaks, "\n".join(leaks)
+
+
+async def test_a_fault_shows_its_triage_row_in_the_evidence(tmp_path: Path) -> None:
+    runbook = load_runbook(RUNBOOK)
+    with Sandbox(faults=["broker-token-mismatch"], services=["discogs-broker"]) as box:
+        box.install_keyring()
+        environment = load_config(box.config_path).environment(box.environment_name)
+        session = open_session(runbook, environment, tmp_path / "home")
+        assert await session.start() == []
+        await session.execute("local-start-contract", operator=HeadlessOperator())
+        evidence = export_evidence(session, tmp_path / "evidence").read_text()
+        await session.close()
+    assert ("- Triage (401 invalid broker client token): BROKER_CLIENT_TOKEN mismatch → "
+            "Fix token in broker env and MCP env/header.") in evidence
