@@ -164,3 +164,47 @@ async def test_a_fault_shows_its_triage_row_in_the_evidence(tmp_path: Path) -> N
         await session.close()
     assert ("- Triage (401 invalid broker client token): BROKER_CLIENT_TOKEN mismatch → "
             "Fix token in broker env and MCP env/header.") in evidence
+
+
+def test_the_broker_contract_end_to_end_over_http() -> None:
+    """start → 409 before approval → approve → status authorized → finalize → proxy search:
+    exact, fuzzy, none, a repeat is a cache hit, a bad body is 400."""
+    with Sandbox(services=["discogs-broker"]) as box:
+        base = box.variables["local_broker_url"]
+        client_token = {"x-reklawdbox-broker-token": box.secret_values["broker_client_token"]}
+        with httpx.Client(base_url=base, headers=client_token, trust_env=False) as http:
+            started = http.post("/v1/device/session/start").json()
+            assert set(started) == {"device_id", "pending_token", "auth_url",
+                                    "poll_interval_seconds", "expires_at"}
+            pair = {"device_id": started["device_id"],
+                    "pending_token": started["pending_token"]}
+            early = http.post("/v1/device/session/finalize", json=pair)
+            assert (early.status_code, early.json()) == (
+                409, {"error": "device session is not authorized yet"})
+            wrong = http.post("/v1/device/session/start",
+                              headers={"x-reklawdbox-broker-token": "not-it"})
+            assert (wrong.status_code, wrong.json()) == (
+                401, {"error": "invalid broker client token"})
+            assert http.post(started["auth_url"], data={"decision": "approve"}).status_code == 200
+            status = http.get("/v1/device/session/status", params=pair).json()
+            assert status["status"] == "authorized"
+            final = http.post("/v1/device/session/finalize", json=pair).json()
+            bearer = {"authorization": f"Bearer {final['session_token']}"}
+
+            def search(artist: str, title: str) -> dict:
+                found = http.post("/v1/discogs/proxy/search", headers=bearer,
+                                  json={"artist": artist, "title": title})
+                assert found.status_code == 200, found.text
+                return found.json()
+
+            exact = search("Daft Punk", "One More Time")
+            assert (exact["match_quality"], exact["cache_hit"]) == ("exact", False)
+            assert exact["result"]["title"] == "One More Time"
+            assert search("Daft Punk", "One More Time")["cache_hit"] is True
+            assert search("daft punk", "one more time (radio edit)")["match_quality"] == "fuzzy"
+            nothing = search("Nobody", "Nothing")
+            assert (nothing["match_quality"], nothing["result"]) == ("none", None)
+            empty = http.post("/v1/discogs/proxy/search", headers=bearer,
+                              json={"artist": " ", "title": "x"})
+            assert (empty.status_code, empty.json()) == (
+                400, {"error": "artist and title are required"})
