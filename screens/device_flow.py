@@ -25,7 +25,7 @@ from textual.widgets import Button, Static
 from opsconsole.operator import ApproveInBrowser, Countdown, Event, Progress, Reply
 
 from .dialogs import Dialog, SafeText
-from .terminal_io import browser_refusal, osc52, qr_lines
+from .terminal_io import browser_refusal, open_browser, osc52, qr_lines
 
 if TYPE_CHECKING:
     from opsconsole.model import Step
@@ -216,12 +216,10 @@ class DeviceFlowDialog(Dialog[Reply | None]):
 
     @work(thread=True, exit_on_error=False)
     def _open(self, url: str) -> None:
-        import webbrowser
-
-        opened = webbrowser.open(url, new=2)
+        problem = open_browser(url, self.environ)
         self.app.call_from_thread(
-            self.note, "Opened in your browser." if opened else
-            "Could not open a browser here: open the URL yourself."
+            self.note, "Handed to your browser." if problem is None else
+            f"No browser opened: {problem}. Open the URL yourself."
         )
 
     def action_restart(self) -> None:

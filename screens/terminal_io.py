@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 from collections.abc import Mapping
 
-__all__ = ["browser_refusal", "osc52", "qr_lines"]
+__all__ = ["browser_refusal", "open_browser", "osc52", "qr_lines"]
+
+#: what a browser needs from this environment besides the allowlist every child gets
+#: (the display, and the session bus through which xdg-open reaches a running browser)
+BROWSER_ENV = ("DISPLAY", "WAYLAND_DISPLAY", "XAUTHORITY", "XDG_RUNTIME_DIR",
+               "DBUS_SESSION_BUS_ADDRESS")
 
 #: quiet zone around the code, in modules (the spec asks 4; 2 scans fine on a terminal)
 QR_BORDER = 2
@@ -69,4 +75,43 @@ def browser_refusal(environ: Mapping[str, str] | None = None) -> str | None:
         )
     if not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
         return "no local display to open a browser on: open the URL on any device"
+    return None
+
+
+def open_browser(url: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """Open ``url`` with the desktop's opener; the problem, or None when it was handed over.
+
+    Only http(s) URLs (a server's ``javascript:`` or ``file:`` URL is never opened), as
+    one argument (never through a shell), with the allowlisted environment plus the
+    display: no ``OPSCONSOLE_SECRET_*`` reaches the browser. The browser is the
+    operator's to close, so it is not waited for or stopped with the console.
+    """
+    import shutil
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit
+
+    from opsconsole.process import child_environment
+
+    environ = os.environ if environ is None else environ
+    refusal = browser_refusal(environ)
+    if refusal is not None:
+        return refusal
+    if urlsplit(url).scheme not in {"http", "https"} or not url.isprintable():
+        return "only http and https URLs are opened"
+    opener = shutil.which("open" if sys.platform == "darwin" else "xdg-open",
+                          path=environ.get("PATH"))
+    if opener is None:
+        return "no xdg-open here to open a browser with"
+    extra = {name: environ[name] for name in BROWSER_ENV if environ.get(name)}
+    env = child_environment(extra, source=environ)
+    try:
+        child = subprocess.Popen(  # noqa: S603 - a fixed program, the URL as one argument
+            [opener, url], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+        )
+    except OSError as exc:
+        return f"could not start {opener}: {exc.strerror or exc}"
+    # reaped when it exits (no zombie), never waited for by the console
+    threading.Thread(target=child.wait, name="browser opener", daemon=True).start()
     return None
