@@ -208,3 +208,25 @@ def test_the_broker_contract_end_to_end_over_http() -> None:
                               json={"artist": " ", "title": "x"})
             assert (empty.status_code, empty.json()) == (
                 400, {"error": "artist and title are required"})
+
+
+async def test_a_step_whose_token_was_never_made_is_skipped_naming_the_step(
+    tmp_path: Path,
+) -> None:
+    """Denied sign-in: the proxy search after it did not fail (nothing was wrong with it),
+    it was not run, and it says which step would have made its token."""
+    runbook = load_runbook(RUNBOOK)
+    with Sandbox(faults=["broker-denied"], services=["discogs-broker"]) as box:
+        box.install_keyring()
+        environment = load_config(box.config_path).environment(box.environment_name)
+        operator = HeadlessOperator(simulate=True, browser=box.simulated_browser)
+        session = open_session(runbook, environment, tmp_path / "home")
+        assert await session.start() == []
+        for step_id in ("deployed-device-session", "deployed-proxy-search"):
+            await session.execute(step_id, operator=operator)
+        await session.close()
+    assert session.result("deployed-device-session").status.value == "failed"
+    skipped = session.result("deployed-proxy-search")
+    assert skipped.status.value == "skipped", skipped.detail
+    assert ("needs secrets.deployed_session_token, which step 'deployed-device-session' "
+            "produces, and that step is failed") in skipped.detail
