@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .broker import DiscogsBroker
+from .device_auth import DeviceAuthServer
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
 
@@ -17,7 +19,7 @@ __all__ = [
 ]
 
 #: every sandbox service, in the order they start
-SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane,)
+SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane, DiscogsBroker, DeviceAuthServer)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
 #: live view: which service, whether it is on)
