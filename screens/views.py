@@ -124,6 +124,11 @@ class RequestView(StepView):
                 ("\nuntil ", "$text-muted"),
                 f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
             )
+        confirm = getattr(spec, "confirm", None)
+        if confirm:
+            content = Content.assemble(
+                ("asks first: ", "$text-muted"), preview(session, confirm), "\n", content
+            )
         return "Request", content
 
 
