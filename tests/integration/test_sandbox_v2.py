@@ -341,6 +341,7 @@ def test_unknown_fault_names_the_valid_ones(sandbox: Sandbox) -> None:
         "job-fails",
         "debug-leaks-token",
         "slow-control-plane",
+        "prometheus-down",
     }
 
 
@@ -492,7 +493,8 @@ def test_config_is_the_engine_schema(sandbox: Sandbox) -> None:
         assert environment["secrets"] == ["ops_key", "runner_token"]
         assert environment["variables"] == sandbox.variables
     assert set(sandbox.variables) == {
-        "base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd"
+        "base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd",
+        "prometheus_url",
     }  # fmt: skip
     assert sandbox.variables["base_url"].startswith("http://127.0.0.1:")
     assert sys.executable in sandbox.variables["control_plane_cmd"]
