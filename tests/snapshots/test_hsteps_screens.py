@@ -377,3 +377,11 @@ def test_burst_table(snap_compare, workdir: Path, size: tuple[int, int]) -> None
     saved_run(workdir, [sync_partial(), burst_passed()], "mod-burst")
     assert snap_compare(OpsConsoleApp(settings(workdir)), terminal_size=size,
                         run_before=show("mod-burst"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_promql_before_it_runs(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """A PromQL step not run yet: its query, where it goes, its conditions, its count."""
+    saved_run(workdir, [sync_partial()], "p99")
+    assert snap_compare(OpsConsoleApp(settings(workdir)), terminal_size=size,
+                        run_before=show("p99"))
