@@ -206,7 +206,7 @@ class TriggerStep(StepType[TriggerSpec]):
         if spec.confirm:
             await _confirm(ctx, spec.confirm)
         if spec.idempotency_key:
-            key = _previous_key(ctx, spec.idempotency_key) or str(uuid.uuid4())
+            key = _action_key(ctx)
             headers = {
                 k: v for k, v in spec.headers.items() if k.lower() != spec.idempotency_key.lower()
             }
@@ -397,18 +397,20 @@ async def _confirm(ctx: StepContext[TriggerSpec], prompt: str) -> None:
         raise StepCancelled("not triggered: the operator answered no")
 
 
-def _previous_key(ctx: StepContext[TriggerSpec], header: str) -> str | None:
-    """The key of the attempt before this one when its outcome is unknown: re-running that
-    action sends the same key, so the API can tell it is the same action."""
+#: attempts whose outcome is known: the next run of the step is a new action
+_KNOWN = frozenset({StepStatus.PASSED, StepStatus.FAILED, StepStatus.INCONCLUSIVE})
+_KEY_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4f7b-9a41-2b7c0e5d9a13")
+
+
+def _action_key(ctx: StepContext[TriggerSpec]) -> str:
+    """The idempotency key of this action: the same for every re-run of an attempt whose
+    outcome is unknown (even after a crash, when nothing of it was saved), a new one once
+    an attempt's outcome is known. Derived from the run's id, the step and the action's
+    number, so nothing has to be saved before the request goes out."""
     history = ctx.run.result(ctx.step.id).history
-    if not history or history[-1].status is not StepStatus.UNKNOWN:
-        return None
-    for artifact in history[-1].artifacts:
-        if artifact.type == "request":
-            for name, value in artifact.headers.items():
-                if name.lower() == header.lower() and value and value != "***":
-                    return value
-    return None
+    action = 1 + sum(1 for attempt in history if attempt.status in _KNOWN)
+    run_id = ctx.variables.get("run_id", "")
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{run_id}/{ctx.step.id}/{action}"))
 
 
 class _ProgressTracker:

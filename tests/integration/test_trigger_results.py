@@ -223,3 +223,32 @@ follow:
     assert "1,497 of 1,497 (100%)" in progress.line()
     seen = [(e.done, e.total) for e in events if type(e).__name__ == "Progress"]
     assert seen == [(500, 1497), (1000, 1497), (1497, 1497)]
+
+
+async def test_after_a_crash_the_unknown_action_keeps_its_key(
+    tmp_path: Path, api: tuple[str, SyncApi]
+) -> None:
+    """A crash leaves nothing of the request on disk: the key is derived, not saved."""
+    from opsconsole.run import RunStore
+
+    url, state = api
+    state.slow_first = True
+    text = runbook(sync("ok", "success", "timeout: 300ms\n"), "- [ ] Dashboard checked\n")
+    yes = HeadlessOperator(yes=True)
+    session = open_runbook(tmp_path, text, {"api": url})
+    assert await session.start() == []
+    try:
+        assert (await session.execute("ok", operator=yes)).status is StepStatus.UNKNOWN
+        run_id = session.run.id
+    finally:
+        await session.close()
+    run = RunStore(tmp_path / "home").load(run_id)
+    run.results["ok"].artifacts = []  # as a crash mid-request leaves it
+    resumed = open_runbook(tmp_path, text, {"api": url}, resume=run)
+    assert await resumed.start() == []
+    try:
+        again = await resumed.execute("ok", operator=yes, rerun_unknown=True)
+        assert again.status is StepStatus.PASSED, again.detail
+    finally:
+        await resumed.close()
+    assert len(state.keys) == 2 and state.keys[0] == state.keys[1]
