@@ -132,3 +132,45 @@ async def test_without_a_binary_the_sandbox_says_so_and_promql_has_no_data(
         got = await run_all(tmp_path, RUNBOOK, running.variables)
     assert got["oauth"].status is StepStatus.INCONCLUSIVE
     assert got["oauth"].detail.startswith("no data: no Prometheus to ask")
+
+
+def test_prometheus_goes_when_opsconsole_is_killed(tmp_path: Path) -> None:
+    """SIGKILL leaves no Prometheus behind: the lifeline guard takes its group down."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    require_tool("prometheus")
+    script = (
+        "import sys, time\n"
+        "from opsconsole.prometheus import PrometheusServer\n"
+        "server = PrometheusServer([]).start()\n"
+        "print(server._process.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert child.stdout is not None
+        pgid = int(child.stdout.readline())
+        os.killpg(pgid, 0)  # running
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+        for _ in range(200):  # the guard's grace is 3 s; poll for the group to go
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("Prometheus outlived the process that started it")
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=10)
+        if child.stdout is not None:
+            child.stdout.close()
