@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from .broker import DiscogsBroker
 from .device_auth import DeviceAuthServer
+from .prometheus_service import PrometheusService
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
 
@@ -19,7 +20,12 @@ __all__ = [
 ]
 
 #: every sandbox service, in the order they start
-SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane, DiscogsBroker, DeviceAuthServer)
+SERVICES: tuple[type[SandboxService], ...] = (
+    V2ControlPlane,
+    DiscogsBroker,
+    DeviceAuthServer,
+    PrometheusService,
+)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
 #: live view: which service, whether it is on)
