@@ -22,6 +22,7 @@ from ..errors import TemplateError
 from ..model import Duration, StrDict, StrList
 from ..operator import ApprovePlan, OutputLine
 from ..run import StepStatus
+from ..shell_text import Placeholder
 from . import register
 from .base import Outcome, StepContext, StepSpec, StepType
 
@@ -49,6 +50,21 @@ class CommandSpec(StepSpec):
     exit_codes: dict[int, str] = Field(default_factory=dict)
     #: set by the loader for plain ``bash``/``sh`` blocks written for humans
     plain: bool = False
+    # -- set by the loader for plain blocks (the fields below are read, never run) --
+    #: lines of a prompted block that are not commands: output the author expected
+    expected_output: str | None = None
+    #: an untagged fence that looks like a command: offered, never run headless
+    guessed: bool = False
+    #: Runme ``background=true``: a long-running process (a server, a port-forward)
+    background: bool = False
+    #: Runme ``interactive=true``: the command wants a terminal and a person at it
+    interactive: bool = False
+    #: Runme ``excludeFromRunAll=true``: skipped when every block is run in order
+    exclude_from_run_all: bool = False
+    #: values the operator must supply (``<namespace>``, ``$UNSET``), in order of first use
+    placeholders: list[Placeholder] = Field(default_factory=list)
+    #: shell variables this block sets (``export X=``, ``X=``, ``read X``, ``for X in``...)
+    sets: list[str] = Field(default_factory=list)
 
 
 def shell_title(run: str) -> str:
