@@ -13,7 +13,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -26,7 +26,11 @@ from ..shell_text import Placeholder
 from . import register
 from .base import Outcome, StepContext, StepSpec, StepType
 
-__all__ = ["CommandExpect", "CommandSpec", "CommandStep"]
+if TYPE_CHECKING:
+    from ..artifacts import Artifact
+    from ..shell_session import ShellSession
+
+__all__ = ["CommandExpect", "CommandSpec", "CommandStep", "run_plain", "shell_session"]
 
 #: lines kept for a checkpoint of a running command (the result keeps the byte tail)
 CHECKPOINT_LINES = 200
@@ -129,6 +133,8 @@ class CommandStep(StepType[CommandSpec]):
         from ..process import child_environment, run_bounded
 
         spec = ctx.spec
+        if spec.plain:
+            return await run_plain(ctx)
         try:
             command = spec.run if spec.plain else ctx.render(spec.run, "shell")
             extra_env = {k: ctx.render(str(v)) for k, v in spec.env.items()}
@@ -211,3 +217,198 @@ class CommandStep(StepType[CommandSpec]):
         return Outcome.judged(
             assertions, summary, artifacts=[shown, out], duration_ms=result.duration_ms
         )
+
+
+# -- plain blocks: one shell session per run -----------------------------------------------
+
+#: what the operator is told when a block runs in a fresh shell after the old one ended
+RESTARTED = "the shell session restarted: variables from earlier blocks were lost"
+
+
+def shell_session(ctx: StepContext[CommandSpec]) -> ShellSession:
+    """The run's shell session (made on first use, closed with the run's session)."""
+    from ..process import child_environment
+    from ..shell_session import ShellSession
+
+    runbook = getattr(ctx.run, "runbook", None)
+
+    def make() -> ShellSession:
+        cwd = getattr(runbook, "cwd", None)
+        if cwd and runbook is not None and not os.path.isabs(cwd):
+            cwd = str(runbook.path.parent / cwd)
+        return ShellSession(
+            shell=getattr(runbook, "shell", None), cwd=cwd, env=child_environment()
+        )
+
+    return ctx.clients.get("shell", make, ShellSession.close)
+
+
+async def ask_placeholders(
+    ctx: StepContext[CommandSpec], shell: ShellSession
+) -> dict[str, str]:
+    """Ask for each placeholder of the block not yet known in this run (once per run);
+    returns placeholder text -> the shell variable holding its value."""
+    from ..operator import EnterText
+    from ..shell_session import placeholder_variable
+
+    replacements: dict[str, str] = {}
+    for placeholder in ctx.spec.placeholders:
+        if placeholder.name not in shell.placeholders:
+            reply = await ctx.ask(
+                EnterText(
+                    prompt=f"Value for {placeholder.text}",
+                    key=f"placeholder.{placeholder.name}",
+                    detail=(
+                        f"This command uses {placeholder.text}. The value is asked once per "
+                        "run and passed to the shell as a variable, never pasted into the "
+                        "command."
+                        + (" It is treated as a secret: hidden and redacted." if
+                           placeholder.secret else "")
+                    ),
+                    name=placeholder.name,
+                    secret=placeholder.secret,
+                    placeholder=placeholder.name,
+                    unattended_reason=(
+                        f"the command needs a value for {placeholder.text}: give it with "
+                        f"--answer {placeholder.name}=VALUE or the environment variable "
+                        f"{placeholder.name}"
+                    ),
+                )
+            )
+            shell.remember(placeholder.name, reply.value or "", secret=placeholder.secret)
+        replacements[placeholder.text] = placeholder_variable(placeholder.name)
+    return replacements
+
+
+def filled_in(command: str, placeholders: list[Placeholder], shell: ShellSession) -> str:
+    """The command as the operator confirms it: values filled in, secrets as ***."""
+    shown = command
+    for placeholder in sorted(placeholders, key=lambda p: len(p.text), reverse=True):
+        value = shell.placeholders.get(placeholder.name, "")
+        secret = placeholder.secret or placeholder.name in shell.secret_placeholders
+        shown = shown.replace(placeholder.text, "***" if secret else value)
+    return shown
+
+
+def session_variables(shell: ShellSession) -> list[tuple[str, str]]:
+    """The session's variables for the pane and the evidence (secret-looking ones ***)."""
+    from ..shell_session import looks_secret
+
+    items = [
+        (name, "***" if looks_secret(name) else value)
+        for name, value in sorted(shell.variables.items())
+    ]
+    items += [
+        (f"<{name}>", "***" if name in shell.secret_placeholders else value)
+        for name, value in sorted(shell.placeholders.items())
+    ]
+    return items
+
+
+async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
+    """A plain block: placeholders asked, the command approved, run in the run's shell."""
+    from ..artifacts import KeyValuesArtifact
+    from ..expectations import evaluate_command, exit_meaning
+    from ..operator import NoAnswer, Note
+    from ..shell_session import looks_secret, placeholder_variable, substitute
+
+    spec = ctx.spec
+    shell = shell_session(ctx)
+    replacements = await ask_placeholders(ctx, shell)
+    command = substitute(spec.run, replacements)
+    shown_text = filled_in(spec.run, spec.placeholders, shell)
+    where = spec.cwd or shell.cwd or shell.start_cwd or os.getcwd()
+    shown = CommandArtifact(
+        command=shown_text, where="this machine (the run's shell session)", cwd=where,
+        timeout_s=spec.timeout,
+    )
+    approved = await ctx.ask(
+        ApprovePlan(
+            prompt="Run this command from the runbook?",
+            key="run-guessed" if spec.guessed else "run",
+            plan=(shown_text,),
+            where="this machine (the run's shell session)",
+            directory=where,
+            simulate=False,
+            unattended_reason=(
+                "guessed command (an untagged block): never run unattended"
+                if spec.guessed
+                else "plain shell block: commands written for people are run from the "
+                "console, never unattended (check --run-commands runs them)"
+            ),
+        )
+    )
+    if approved.value != "yes":
+        raise NoAnswer("the command was not approved")
+    recent: deque[str] = deque(maxlen=CHECKPOINT_LINES)
+    last_checkpoint = 0.0
+
+    def output(line: str) -> None:
+        nonlocal last_checkpoint
+        recent.append(line)
+        ctx.emit(OutputLine(text=line))
+        now = time.monotonic()
+        if now - last_checkpoint >= 1.0:
+            last_checkpoint = now
+            ctx.checkpoint(
+                [shown, OutputArtifact(text="\n".join(recent), partial=True,
+                                       truncated=len(recent) == recent.maxlen)]
+            )
+
+    values = {
+        placeholder_variable(p.name): shell.placeholders.get(p.name, "") for p in spec.placeholders
+    }
+    ctx.acting()
+    try:
+        result = await shell.run_block(
+            command, values=values, timeout=spec.timeout, cwd=spec.cwd, on_output=output
+        )
+    except OSError as exc:
+        return Outcome(
+            StepStatus.FAILED, f"cannot start the shell session: {exc.strerror or exc}",
+            artifacts=[shown],
+        )
+    notes = []
+    if result.restarted:
+        ctx.emit(Note(text=RESTARTED))
+        notes.append(RESTARTED)
+    code = result.exit_code
+    assertions = evaluate_command(
+        spec.expect, code, result.output, spec.exit_codes,
+        timed_out=spec.timeout if result.timed_out else None,
+    )
+    took = f"{result.duration_ms / 1000:.1f}s"
+    summary = f"exit {code}{exit_meaning(code, spec.exit_codes)} in {took}"
+    if result.timed_out:
+        summary = result.stopped
+    elif result.stopped:
+        summary += f"; {result.stopped}"
+    ended = ""
+    if result.shell_ended:
+        ended = (
+            "the shell session ended in this block: the next block starts a new one "
+            "(variables from earlier blocks are lost)"
+        )
+        notes.append(ended)
+        ctx.emit(Note(text=ended))
+    out = OutputArtifact(
+        text=result.output, lines_total=result.lines_total, bytes_total=result.bytes_total,
+        truncated=result.truncated, exit_code=code,
+    )
+    artifacts: list[Artifact] = [shown, out]
+    variables = session_variables(shell)
+    if variables:
+        artifacts.append(KeyValuesArtifact(title="Shell session variables", items=variables))
+    outcome = Outcome.judged(
+        assertions, summary, artifacts=artifacts, duration_ms=result.duration_ms
+    )
+    if ended:
+        outcome.summary += f"; {ended}"
+    # values of secret-looking variables are registered (redacted from here on)
+    outcome.secret_captures = {
+        f"shell {name}": value
+        for name, value in shell.variables.items()
+        if looks_secret(name) and value
+    }
+    outcome.note = "; ".join(notes)
+    return outcome
