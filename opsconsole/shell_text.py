@@ -457,7 +457,11 @@ class _Scanner:
                 self.comments.append((self.pos, end))
                 self.pos = end
                 continue
-            if text.startswith("<<", self.pos) and not text.startswith("<<<", self.pos):
+            if text.startswith("<<<", self.pos):  # a here-string, not a heredoc
+                self._end_word()
+                self.pos += 3
+                continue
+            if text.startswith("<<", self.pos):
                 match = _HEREDOC.match(text, self.pos)
                 if match:
                     quoted = match.group(2) is not None or match.group(3) is not None
