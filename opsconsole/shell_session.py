@@ -263,6 +263,8 @@ class ShellSession:
         self.lost = False
         #: how many shells this session has started
         self.generation = 0
+        #: the operator was asked whether to re-run the blocks of an earlier shell (resume)
+        self.restore_asked = False
         #: called with no arguments whenever variables or placeholders change (the pane)
         self.on_change: Callable[[], None] | None = None
         self._transport: asyncio.SubprocessTransport | None = None

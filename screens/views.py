@@ -131,6 +131,14 @@ class CommandView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         spec: Any = step.spec
         command = spec.run if spec.plain else preview(session, spec.run, "shell")
+        if spec.plain and spec.placeholders:  # values given in this run filled in, secrets ***
+            from opsconsole.steps.command import filled_in
+
+            from .shell_pane import run_shell
+
+            command = session.redactor.redact(
+                filled_in(spec.run, spec.placeholders, run_shell(session))
+            )
         return "Command", Content("$ " + command)
 
     def pending_hint(self, step: Step) -> str:

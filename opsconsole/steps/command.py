@@ -28,9 +28,19 @@ from .base import Outcome, StepContext, StepSpec, StepType
 
 if TYPE_CHECKING:
     from ..artifacts import Artifact
+    from ..clients import Clients
+    from ..model import Runbook
     from ..shell_session import ShellSession
 
-__all__ = ["CommandExpect", "CommandSpec", "CommandStep", "run_plain", "shell_session"]
+__all__ = [
+    "CommandExpect",
+    "CommandSpec",
+    "CommandStep",
+    "run_plain",
+    "session_variables",
+    "shell_for",
+    "shell_session",
+]
 
 #: lines kept for a checkpoint of a running command (the result keeps the byte tail)
 CHECKPOINT_LINES = 200
@@ -225,26 +235,32 @@ class CommandStep(StepType[CommandSpec]):
 RESTARTED = "the shell session restarted: variables from earlier blocks were lost"
 
 
-def shell_session(ctx: StepContext[CommandSpec]) -> ShellSession:
-    """The run's shell session (made on first use, closed with the run's session)."""
+def shell_for(clients: Clients, runbook: Runbook | None) -> ShellSession:
+    """The run's shell session (made on first use, closed with the run's session; the
+    shell process itself starts with the first block)."""
     from ..process import child_environment
     from ..shell_session import ShellSession
 
-    runbook = getattr(ctx.run, "runbook", None)
-
     def make() -> ShellSession:
-        cwd = getattr(runbook, "cwd", None)
+        cwd = runbook.cwd if runbook is not None else None
         if cwd and runbook is not None and not os.path.isabs(cwd):
             cwd = str(runbook.path.parent / cwd)
         return ShellSession(
-            shell=getattr(runbook, "shell", None), cwd=cwd, env=child_environment()
+            shell=runbook.shell if runbook is not None else None,
+            cwd=cwd,
+            env=child_environment(),
         )
 
-    return ctx.clients.get("shell", make, ShellSession.close)
+    return clients.get("shell", make, ShellSession.close)
+
+
+def shell_session(ctx: StepContext[CommandSpec]) -> ShellSession:
+    """The shell session of the run this step belongs to."""
+    return shell_for(ctx.clients, getattr(ctx.run, "runbook", None))
 
 
 async def ask_placeholders(
-    ctx: StepContext[CommandSpec], shell: ShellSession
+    ctx: StepContext[CommandSpec], shell: ShellSession, spec: CommandSpec | None = None
 ) -> dict[str, str]:
     """Ask for each placeholder of the block not yet known in this run (once per run);
     returns placeholder text -> the shell variable holding its value."""
@@ -252,7 +268,7 @@ async def ask_placeholders(
     from ..shell_session import placeholder_variable
 
     replacements: dict[str, str] = {}
-    for placeholder in ctx.spec.placeholders:
+    for placeholder in (spec or ctx.spec).placeholders:
         if placeholder.name not in shell.placeholders:
             reply = await ctx.ask(
                 EnterText(
@@ -284,7 +300,9 @@ def filled_in(command: str, placeholders: list[Placeholder], shell: ShellSession
     """The command as the operator confirms it: values filled in, secrets as ***."""
     shown = command
     for placeholder in sorted(placeholders, key=lambda p: len(p.text), reverse=True):
-        value = shell.placeholders.get(placeholder.name, "")
+        if placeholder.name not in shell.placeholders:
+            continue  # not given yet: the text stays as the author wrote it
+        value = shell.placeholders[placeholder.name]
         secret = placeholder.secret or placeholder.name in shell.secret_placeholders
         shown = shown.replace(placeholder.text, "***" if secret else value)
     return shown
@@ -305,6 +323,53 @@ def session_variables(shell: ShellSession) -> list[tuple[str, str]]:
     return items
 
 
+async def ask_restore(ctx: StepContext[CommandSpec], shell: ShellSession) -> list[CommandSpec]:
+    """Blocks of this run ran in a shell that is gone (opsconsole restarted, the run was
+    resumed): say so and offer to re-run those that set variables. Returns their specs
+    (empty: continue without them). Asked once per session."""
+    from ..operator import Choice, Choose
+
+    runbook = getattr(ctx.run, "runbook", None)
+    if shell.generation or shell.restore_asked or runbook is None:
+        return []
+    shell.restore_asked = True
+    earlier = runbook.steps[: runbook.index_of(ctx.step.id)]
+    ran = {StepStatus.PASSED, StepStatus.FAILED, StepStatus.UNKNOWN}
+    setters = [
+        step.spec for step in earlier
+        if isinstance(step.spec, CommandSpec) and step.spec.plain and step.spec.sets
+        and ctx.run.result(step.id).status in ran
+    ]
+    if not setters:
+        return []
+    names = sorted({name for spec in setters for name in spec.sets})
+    shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+    reply = await ctx.ask(
+        Choose(
+            prompt="The shell session of this run is gone",
+            key="restore-session",
+            detail=(
+                "Earlier blocks of this run ran in a shell that no longer exists (opsconsole "
+                f"was restarted): the variables they set ({shown}) are not in the new shell. "
+                f"Re-run the {len(setters)} block(s) that set them first? They are shown "
+                "for approval with this one."
+            ),
+            choices=(
+                Choice("rerun", f"Re-run {len(setters)} block(s) first", tone="positive"),
+                Choice("continue", "Continue without them"),
+            ),
+            default="rerun",
+            note=False,
+            simulate=False,
+            unattended_reason=(
+                "the shell session of this run is gone; re-running the blocks that set its "
+                "variables needs the operator"
+            ),
+        )
+    )
+    return setters if reply.value == "rerun" else []
+
+
 async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
     """A plain block: placeholders asked, the command approved, run in the run's shell."""
     from ..artifacts import KeyValuesArtifact
@@ -314,6 +379,16 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
 
     spec = ctx.spec
     shell = shell_session(ctx)
+    restore = await ask_restore(ctx, shell)
+    restoring: list[tuple[str, str, dict[str, str]]] = []  # (title, command, values)
+    for setter in restore:
+        found = await ask_placeholders(ctx, shell, setter)
+        restoring.append((
+            substitute(setter.run, found),
+            filled_in(setter.run, setter.placeholders, shell),
+            {placeholder_variable(p.name): shell.placeholders.get(p.name, "")
+             for p in setter.placeholders},
+        ))
     replacements = await ask_placeholders(ctx, shell)
     command = substitute(spec.run, replacements)
     shown_text = filled_in(spec.run, spec.placeholders, shell)
@@ -326,7 +401,7 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
         ApprovePlan(
             prompt="Run this command from the runbook?",
             key="run-guessed" if spec.guessed else "run",
-            plan=(shown_text,),
+            plan=(*(shown for _, shown, _ in restoring), shown_text),
             where="this machine (the run's shell session)",
             directory=where,
             simulate=False,
@@ -359,7 +434,20 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
         placeholder_variable(p.name): shell.placeholders.get(p.name, "") for p in spec.placeholders
     }
     ctx.acting()
+    notes = []
     try:
+        if restoring:
+            codes = []
+            for again, _, setter_values in restoring:
+                ctx.emit(Note(text="re-running an earlier block to restore the shell session"))
+                earlier = await shell.run_block(
+                    again, values=setter_values, timeout=spec.timeout, on_output=output
+                )
+                codes.append(str(earlier.exit_code))
+            notes.append(
+                f"re-ran {len(restoring)} earlier block(s) first to restore the shell session "
+                f"(exit {', '.join(codes)})"
+            )
         result = await shell.run_block(
             command, values=values, timeout=spec.timeout, cwd=spec.cwd, on_output=output
         )
@@ -368,7 +456,6 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
             StepStatus.FAILED, f"cannot start the shell session: {exc.strerror or exc}",
             artifacts=[shown],
         )
-    notes = []
     if result.restarted:
         ctx.emit(Note(text=RESTARTED))
         notes.append(RESTARTED)

@@ -362,3 +362,68 @@ async def test_a_secret_placeholder_is_never_written_in_clear(tmp_path: Path) ->
     for text in outputs + [p.read_text(errors="replace") for p in files]:
         for form in forms:
             assert form not in text
+
+
+RESUMED = """\
+    # Resume
+
+    ```bash
+    export RELEASE=v9
+    ```
+
+    ```bash
+    echo "release ${RELEASE:-lost}"
+    ```
+"""
+
+
+class Restoring(Scripted):
+    """Answers the "session is gone" question with ``choice``."""
+
+    def __init__(self, choice: str) -> None:
+        super().__init__()
+        self.choice = choice
+
+    async def ask(self, step: Step, question: Question) -> Reply:
+        from opsconsole.operator import Choose
+
+        if isinstance(question, Choose):
+            self.asked.append((step.id, question))
+            return Reply(self.choice)
+        return await super().ask(step, question)
+
+
+@pytest.mark.parametrize(("choice", "expected"), [("rerun", "release v9\n"),
+                                                  ("continue", "release lost\n")])
+async def test_after_a_resume_the_lost_session_is_said_and_its_setters_offered(
+    tmp_path: Path, choice: str, expected: str
+) -> None:
+    from opsconsole.run import RunStore
+
+    runbook = load_runbook(write_runbook(tmp_path, RESUMED))
+    first, second = (s.id for s in runbook.steps)
+    home = tmp_path / "state"
+    session = open_session(runbook, Environment(name="local"), home)
+    await session.start()
+    await session.execute(first, operator=Scripted())
+    run_id = session.run.id
+    await session.close()  # opsconsole went away: the shell with it
+
+    run = RunStore(home).load(run_id)
+    resumed = open_session(runbook, Environment(name="local"), home, resume=run)
+    operator = Restoring(choice)
+    try:
+        await resumed.start()
+        result = await resumed.execute(second, operator=operator)
+        assert result.status is StepStatus.PASSED, result.detail
+        (question,) = [q for _, q in operator.asked if q.key == "restore-session"]
+        assert "RELEASE" in question.detail and "no longer exists" in question.detail
+        plan = next(q for _, q in operator.asked if isinstance(q, ApprovePlan))
+        if choice == "rerun":
+            assert plan.plan == ("export RELEASE=v9", 'echo "release ${RELEASE:-lost}"')
+            assert "re-ran 1 earlier block(s)" in result.note
+        else:
+            assert len(plan.plan) == 1
+        assert output_of(resumed, second).endswith(expected)
+    finally:
+        await resumed.close()
