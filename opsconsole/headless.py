@@ -340,6 +340,18 @@ def is_plain_command(step: Step) -> bool:
     return step.kind == "command" and bool(getattr(step.spec, "plain", False))
 
 
+def _not_for_run_all(step: Step) -> str:
+    """Why a plain block is not run by ``--run-commands`` (Runme's attributes), or ""."""
+    spec = step.spec
+    if getattr(spec, "exclude_from_run_all", False):
+        return "excluded from running all blocks (excludeFromRunAll): run it in the console"
+    if getattr(spec, "interactive", False):
+        return "interactive: it needs a terminal and a person; run it in the console"
+    if getattr(spec, "background", False):
+        return "a background process (a server, a port-forward): run it in the console"
+    return ""
+
+
 @dataclass
 class CommandOperator(HeadlessOperator):
     """``check --run-commands``: approves plain shell blocks (never guessed ones), answers
@@ -355,6 +367,8 @@ class CommandOperator(HeadlessOperator):
             raise NoAnswer(question.unattended_reason)
         if self.run_commands:
             if isinstance(question, ApprovePlan) and question.key == "run":
+                if why := _not_for_run_all(step):
+                    raise NoAnswer(why)
                 return Reply("yes", "approved with --run-commands", "command line")
             if isinstance(question, EnterText) and question.key.startswith("placeholder."):
                 name = question.key.removeprefix("placeholder.")

@@ -110,3 +110,37 @@ def test_a_protected_environment_needs_yes_protected(tmp_path: Path) -> None:
     )
     assert allowed.returncode == 0, allowed.stdout + allowed.stderr
     assert "3 passed" in allowed.stdout
+
+
+RUNME = """\
+    # Runme attributes
+
+    ```sh {name=build excludeFromRunAll=true}
+    echo build
+    ```
+
+    ```sh {name=serve background=true}
+    sleep 600
+    ```
+
+    ```sh {name=login interactive=true}
+    read -r answer
+    ```
+
+    ```sh {name=verify}
+    echo verified
+    ```
+"""
+
+
+def test_run_commands_leaves_out_what_runme_marks_as_not_for_run_all(tmp_path: Path) -> None:
+    path = tmp_path / "runme.md"
+    path.write_text(textwrap.dedent(RUNME), encoding="utf-8")
+    done = opsconsole("check", str(path), "--run-commands", "--json", home=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = {s["id"]: s for s in json.loads(done.stdout)["steps"]}
+    assert steps["verify"]["status"] == "passed"
+    assert "excludeFromRunAll" in steps["build"]["detail"]
+    assert "background process" in steps["serve"]["detail"]
+    assert "interactive" in steps["login"]["detail"]
+    assert {steps[k]["status"] for k in ("build", "serve", "login")} == {"skipped"}
