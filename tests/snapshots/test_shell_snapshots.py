@@ -44,7 +44,7 @@ RUNBOOK = """\
 """
 
 
-def plain_run(workdir: Path) -> Path:
+def plain_run(workdir: Path, *, first_ran: bool = True) -> Path:
     folder = workdir / "plain"
     folder.mkdir()
     path = folder / "deploy.md"
@@ -61,7 +61,7 @@ def plain_run(workdir: Path) -> Path:
         started_at=STARTED,
         updated_at=STARTED,
         cursor=runbook.steps[1].id,
-        results={
+        results={} if not first_ran else {
             first.id: StepResult(
                 step_id=first.id,
                 status=StepStatus.PASSED,
@@ -88,6 +88,16 @@ def plain_run(workdir: Path) -> Path:
 @pytest.mark.parametrize("size", SIZES)
 def test_placeholder_prompt(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
     """enter on a plain block with a placeholder not given yet: its value is asked first."""
+    plain_run(workdir, first_ran=False)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("plain")]))
+    assert snap_compare(app, terminal_size=size,
+                        run_before=keys_then_settle("enter", resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_session_gone_prompt(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """A resumed run: the block that set RELEASE and API_TOKEN ran in a shell that is gone;
+    enter on the next block says so and offers to re-run it first."""
     plain_run(workdir)
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("plain")]))
     assert snap_compare(app, terminal_size=size,
