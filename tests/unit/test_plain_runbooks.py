@@ -272,4 +272,27 @@ def test_every_runbook_in_the_repo_lints_without_errors() -> None:
     result = lint(paths)
     assert result.errors == []
     warned = {Path(str(problem.path)).name for problem in result.warnings}
-    assert warned == {"hugo.md", "runme.md"}
+    assert warned == {"hugo.md", "runme.md", "before-after.md"}
+
+
+def test_the_before_and_after_in_the_docs_is_what_the_loader_reads() -> None:
+    """docs/runbook-format.md "Runbooks you already have": its example is this file."""
+    docs = (REPO / "docs" / "runbook-format.md").read_text(encoding="utf-8")
+    example = docs[docs.index("**Before**") :]
+    example = example[example.index("````markdown\n") + 13 : example.index("\n````\n") + 1]
+    path = PLAIN / "before-after.md"
+    assert path.read_text(encoding="utf-8") == example
+    runbook, problems = parse_runbook(path)
+    assert runbook is not None
+    assert [(p.severity, p.message.split("'")[1]) for p in problems] == [("warning", "weight")]
+    assert (runbook.tags, runbook.shell, runbook.cwd) == (["ops", "api"], "bash", "/srv/api")
+    pods, restart, tag, use = commands(path)
+    assert pods.run == "kubectl get pods -n payments |\ngrep api"
+    assert pods.expected_output is not None and "Running" in pods.expected_output
+    assert restart.guessed and [p.text for p in restart.placeholders] == ["<namespace>"]
+    assert runbook.steps[2].id == "tag-release"
+    assert tag.exclude_from_run_all and tag.sets == ["RELEASE"]
+    assert use.placeholders == [
+        Placeholder("PREVIOUS_SHA", "variable", False, "$PREVIOUS_SHA"),
+        Placeholder("API_TOKEN", "angle", True, "<API_TOKEN>"),
+    ]
