@@ -26,6 +26,7 @@ __all__ = [
     "first_command",
     "looks_like_command",
     "split_block",
+    "transcript",
 ]
 
 
@@ -197,6 +198,16 @@ def split_block(language: str | None, body: str) -> ShellBlock:
             output.append(line)
     expected = "\n".join(output).strip("\n")
     return ShellBlock("\n".join(commands), expected or None, True)
+
+
+def transcript(commands: str) -> str:
+    """Commands as a terminal shows them: ``$ `` before each command, ``> `` before the
+    lines that continue one (after ``\\``, ``|``, ``&&``, ``||``)."""
+    lines, continued = [], False
+    for line in commands.split("\n"):
+        lines.append(("> " if continued else "$ ") + line)
+        continued = bool(_CONTINUED.search(line))
+    return "\n".join(lines)
 
 
 def first_command(commands: str) -> str:
