@@ -296,3 +296,20 @@ def test_the_before_and_after_in_the_docs_is_what_the_loader_reads() -> None:
         Placeholder("PREVIOUS_SHA", "variable", False, "$PREVIOUS_SHA"),
         Placeholder("API_TOKEN", "angle", True, "<API_TOKEN>"),
     ]
+
+
+def test_an_ops_command_title_is_its_first_command_without_the_backslash(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        # T
+
+        ```ops command
+        run: |
+          docker run --rm \\
+            -e APP_ENV=prod alpine:3 true
+        ```
+        """,
+    )
+    (step,) = load_runbook(path).steps
+    assert step.title == "docker run --rm -e APP_ENV=prod alpine:3 true"
