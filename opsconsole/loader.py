@@ -364,7 +364,7 @@ def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[An
 
 
 _ATTRIBUTE = re.compile(
-    r"""\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',}]+)\s*,?"""
+    r"""\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|\[[^\]]*\]|[^\s"',}]+)\s*,?"""
 )
 
 
@@ -373,8 +373,10 @@ def _fence_info(parse: _Parse, line: int, info: str) -> tuple[str, dict[str, str
     JSON form ``{"name":"deploy"}``); malformed attributes are an error at the fence."""
     match = re.match(r"([^\s{]*)\s*(.*)$", info, re.S)
     language, rest = (match.group(1), match.group(2).strip()) if match else ("", "")
-    if not rest.startswith("{"):
-        return language, {}
+    if language and language.lower() not in SHELL_LANGUAGES:
+        return language, {}  # another tool's attributes (``js {1,3-4}``): not ours to read
+    if not rest.startswith("{") or rest[1:2].isdigit():
+        return language, {}  # ``bash {1,3-4}``: lines a docs site highlights
     example = "write them as {name=deploy background=true}"
     if not rest.endswith("}"):
         parse.error(line, f"fence attributes: '{{' is never closed with '}}' ({example})")

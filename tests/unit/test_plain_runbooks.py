@@ -313,3 +313,33 @@ def test_an_ops_command_title_is_its_first_command_without_the_backslash(tmp_pat
     )
     (step,) = load_runbook(path).steps
     assert step.title == "docker run --rm -e APP_ENV=prod alpine:3 true"
+
+
+def test_other_tools_fence_attributes_do_not_stop_a_runbook(tmp_path: Path) -> None:
+    """Docs sites put line highlights and options after the language; they open."""
+    path = write(
+        tmp_path,
+        """
+        # T
+
+        ```js {1,3-4}
+        const a = 1;
+        ```
+
+        ```python {linenos=true hl_lines=[2
+        print("not ours")
+        ```
+
+        ```bash {2-3}
+        echo one
+        ```
+
+        ```bash {linenos=table,hl_lines=[8,"15-17"]}
+        echo two
+        ```
+        """,
+    )
+    runbook, problems = parse_runbook(path)
+    assert runbook is not None
+    assert [p.severity for p in problems] == ["warning", "warning"]  # linenos, hl_lines
+    assert [step.spec.run for step in runbook.steps] == ["echo one", "echo two"]
