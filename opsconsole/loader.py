@@ -425,7 +425,7 @@ def _command_attributes(
         if key == "id":
             continue  # Runme's identity of the cell, written by its editor
         if key not in FENCE_ATTRIBUTES:
-            parse.warning(line, f"fence attribute {key!r} is kept but not used by opsconsole")
+            parse.warning(line, f"fence attribute {key!r} is not used by opsconsole (ignored)")
             continue
         if key == "name":
             fields["id"] = value
@@ -779,7 +779,7 @@ def _build_steps(
                 )
             except ValidationError as exc:
                 for _, message in _validation_messages(exc):
-                    parse.error(block.line, f"fence attribute {message}")
+                    parse.error(block.line, f"fence attribute name: {message.removeprefix('id: ')}")
                 continue
             title = command_title(shell.commands)
             step = Step(

@@ -150,8 +150,8 @@ def test_front_matter_shells_that_open(tmp_path: Path, shell: str) -> None:
         ("sh {name=deploy =x}", "fence attributes: cannot read '=x'"),
         ('sh {name="deploy}', "fence attributes: cannot read 'name=\"deploy'"),
         ('sh {"name": deploy}', "fence attributes: invalid JSON"),
-        ("sh {name=../etc}", "fence attribute id: a step id uses letters"),
-        ("sh {name=has/slash}", "fence attribute id: a step id uses letters"),
+        ("sh {name=../etc}", "fence attribute name: a step id uses letters"),
+        ("sh {name=has/slash}", "fence attribute name: a step id uses letters"),
     ],
 )
 def test_malformed_fence_attributes_are_an_error_at_the_fence(
