@@ -364,7 +364,7 @@ def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[An
 
 
 _ATTRIBUTE = re.compile(
-    r"""\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',}]+)\s*,?"""
+    r"""\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|\[[^\]]*\]|[^\s"',}]+)\s*,?"""
 )
 
 
@@ -373,8 +373,10 @@ def _fence_info(parse: _Parse, line: int, info: str) -> tuple[str, dict[str, str
     JSON form ``{"name":"deploy"}``); malformed attributes are an error at the fence."""
     match = re.match(r"([^\s{]*)\s*(.*)$", info, re.S)
     language, rest = (match.group(1), match.group(2).strip()) if match else ("", "")
-    if not rest.startswith("{"):
-        return language, {}
+    if language and language.lower() not in SHELL_LANGUAGES:
+        return language, {}  # another tool's attributes (``js {1,3-4}``): not ours to read
+    if not rest.startswith("{") or rest[1:2].isdigit():
+        return language, {}  # ``bash {1,3-4}``: lines a docs site highlights
     example = "write them as {name=deploy background=true}"
     if not rest.endswith("}"):
         parse.error(line, f"fence attributes: '{{' is never closed with '}}' ({example})")
@@ -423,7 +425,7 @@ def _command_attributes(
         if key == "id":
             continue  # Runme's identity of the cell, written by its editor
         if key not in FENCE_ATTRIBUTES:
-            parse.warning(line, f"fence attribute {key!r} is kept but not used by opsconsole")
+            parse.warning(line, f"fence attribute {key!r} is not used by opsconsole (ignored)")
             continue
         if key == "name":
             fields["id"] = value
@@ -777,7 +779,7 @@ def _build_steps(
                 )
             except ValidationError as exc:
                 for _, message in _validation_messages(exc):
-                    parse.error(block.line, f"fence attribute {message}")
+                    parse.error(block.line, f"fence attribute name: {message.removeprefix('id: ')}")
                 continue
             title = command_title(shell.commands)
             step = Step(

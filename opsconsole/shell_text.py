@@ -7,6 +7,7 @@ running half (one shell session per run) reads from ``CommandSpec.placeholders``
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -25,6 +26,7 @@ __all__ = [
     "first_command",
     "looks_like_command",
     "split_block",
+    "transcript",
 ]
 
 
@@ -198,6 +200,16 @@ def split_block(language: str | None, body: str) -> ShellBlock:
     return ShellBlock("\n".join(commands), expected or None, True)
 
 
+def transcript(commands: str) -> str:
+    """Commands as a terminal shows them: ``$ `` before each command, ``> `` before the
+    lines that continue one (after ``\\``, ``|``, ``&&``, ``||``)."""
+    lines, continued = [], False
+    for line in commands.split("\n"):
+        lines.append(("> " if continued else "$ ") + line)
+        continued = bool(_CONTINUED.search(line))
+    return "\n".join(lines)
+
+
 def first_command(commands: str) -> str:
     """The first command of a script, continuation lines joined, without comments,
     prompts or continuation marks (the ``\\`` at a line end)."""
@@ -268,6 +280,14 @@ _ANGLE = re.compile(r"(?<![<\w])<([A-Za-z][A-Za-z0-9_-]*)>")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGN_WORD = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?\+?=")
 _HEREDOC = re.compile(r"<<(-?)[ \t]*(?:'([^'\n]*)'|\"([^\"\n]*)\"|\\?([A-Za-z0-9_.-]+))")
+#: the longest ``${...}`` read as one expansion
+_MAX_EXPANSION = 1024
+#: characters the reader passes over unchanged, per quoting state
+_PLAIN_RUNS = {
+    "": re.compile(r"[^\\$'\"#<\n;&|()`{} \t]+"),
+    "'": re.compile(r"[^']+"),
+    '"': re.compile(r'[^\\$"]+'),
+}
 #: words after which a new simple command starts
 _RESERVED = frozenset("if then else elif do while until ! { time coproc".split())
 _DECLARERS = frozenset({"export", "local", "declare", "typeset", "readonly"})
@@ -357,13 +377,21 @@ class _Scanner:
         nxt = text[start + 1 : start + 2]
         if nxt == "{":
             depth, end = 1, start + 2
-            while end < len(text) and depth:
-                if text[end] == "{":
-                    depth += 1
-                elif text[end] == "}":
-                    depth -= 1
-                end += 1
-            inner = text[start + 2 : end - 1] if depth == 0 else text[start + 2 : end]
+            # an expansion ends on its line, within a bound (so each ``${`` costs O(1))
+            line_end = text.find("\n", start, start + _MAX_EXPANSION)
+            line_end = min(len(text), start + _MAX_EXPANSION) if line_end < 0 else line_end
+            while depth:
+                close = text.find("}", end, line_end)
+                if close < 0:
+                    break
+                depth += text.count("{", end, close) - 1
+                end = close + 1
+            if depth:  # never closed on its line: not an expansion a person meant
+                self.word.append("${")
+                self.word_started = True
+                self.pos += 2
+                return
+            inner = text[start + 2 : end - 1]
             match = _NAME.match(inner.lstrip("#!"))
             if match:
                 rest = inner.lstrip("#!")[match.end() :]
@@ -415,6 +443,12 @@ class _Scanner:
         text = self.text
         quote = ""  # "", "'", '"'
         while self.pos < len(text):
+            plain = (_PLAIN_RUNS[quote]).match(text, self.pos)
+            if plain:  # a run of characters with no meaning to the reader: one step
+                self.word.append(plain.group(0))
+                self.word_started = True
+                self.pos = plain.end()
+                continue
             char = text[self.pos]
             if quote == "'":
                 self.word.append(char)
@@ -502,12 +536,13 @@ def shell_values(commands: str, known: set[str] | frozenset[str] = frozenset()) 
     scanner = _Scanner(commands)
     scanner.scan()
     events = sorted(scanner.events, key=lambda event: event[0])
-    comments = scanner.comments
+    comment_starts = [start for start, _ in scanner.comments]  # in order, never overlapping
     for match in _ANGLE.finditer(commands):
         name = match.group(1)
         if name.lower() in _HTML_TAGS and name == name.lower():
             continue
-        if any(start <= match.start() < end for start, end in comments):
+        before = bisect.bisect_right(comment_starts, match.start()) - 1
+        if before >= 0 and match.start() < scanner.comments[before][1]:
             continue
         events.append((match.start(), "angle", name, match.group(0)))
     events.sort(key=lambda event: event[0])

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from opsconsole.operator import ApprovePlan, Choose, EnterText, TypeToConfirm
+from opsconsole.shell_text import transcript
 
 from .dialogs import (
     ChoiceDialog,
@@ -139,7 +140,17 @@ class CommandView(StepView):
             command = session.redactor.redact(
                 filled_in(spec.run, spec.placeholders, run_shell(session))
             )
-        return "Command", Content("$ " + command)
+        content = Content("$ " + command)
+        expected = getattr(spec, "expected_output", None)
+        if expected:  # a transcript in the runbook: its sample output is shown, never run
+            content = Content.assemble(
+                transcript(command),
+                ("\n\nexpected output (not run):\n", "$text-muted"),
+                (expected, "$text-muted"),
+            )
+        if getattr(spec, "guessed", False):
+            return "Command (guessed from an untagged block)", content
+        return "Command", content
 
     def pending_hint(self, step: Step) -> str:
         if getattr(step.spec, "plain", False):

@@ -22,7 +22,7 @@ from ..errors import TemplateError
 from ..model import Duration, StrDict, StrList
 from ..operator import ApprovePlan, OutputLine
 from ..run import StepStatus
-from ..shell_text import Placeholder
+from ..shell_text import Placeholder, command_title
 from . import register
 from .base import Outcome, StepContext, StepSpec, StepType
 
@@ -82,15 +82,9 @@ class CommandSpec(StepSpec):
 
 
 def shell_title(run: str) -> str:
-    """A leading ``# comment`` names the command; otherwise its first command line does."""
-    for line in run.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#!"):
-            continue
-        if stripped.startswith("#"):
-            stripped = stripped.lstrip("#").strip() or stripped
-        return stripped if len(stripped) <= 70 else stripped[:69] + "…"
-    return "shell command"
+    """A leading ``# comment`` names the command; otherwise its first command does
+    (continuation lines joined, no trailing ``\\``, cut at a word)."""
+    return command_title(run)
 
 
 def _in_run(source: str, offset: int) -> bool:

@@ -150,8 +150,8 @@ def test_front_matter_shells_that_open(tmp_path: Path, shell: str) -> None:
         ("sh {name=deploy =x}", "fence attributes: cannot read '=x'"),
         ('sh {name="deploy}', "fence attributes: cannot read 'name=\"deploy'"),
         ('sh {"name": deploy}', "fence attributes: invalid JSON"),
-        ("sh {name=../etc}", "fence attribute id: a step id uses letters"),
-        ("sh {name=has/slash}", "fence attribute id: a step id uses letters"),
+        ("sh {name=../etc}", "fence attribute name: a step id uses letters"),
+        ("sh {name=has/slash}", "fence attribute name: a step id uses letters"),
     ],
 )
 def test_malformed_fence_attributes_are_an_error_at_the_fence(
@@ -272,4 +272,74 @@ def test_every_runbook_in_the_repo_lints_without_errors() -> None:
     result = lint(paths)
     assert result.errors == []
     warned = {Path(str(problem.path)).name for problem in result.warnings}
-    assert warned == {"hugo.md", "runme.md"}
+    assert warned == {"hugo.md", "runme.md", "before-after.md"}
+
+
+def test_the_before_and_after_in_the_docs_is_what_the_loader_reads() -> None:
+    """docs/runbook-format.md "Runbooks you already have": its example is this file."""
+    docs = (REPO / "docs" / "runbook-format.md").read_text(encoding="utf-8")
+    example = docs[docs.index("**Before**") :]
+    example = example[example.index("````markdown\n") + 13 : example.index("\n````\n") + 1]
+    path = PLAIN / "before-after.md"
+    assert path.read_text(encoding="utf-8") == example
+    runbook, problems = parse_runbook(path)
+    assert runbook is not None
+    assert [(p.severity, p.message.split("'")[1]) for p in problems] == [("warning", "weight")]
+    assert (runbook.tags, runbook.shell, runbook.cwd) == (["ops", "api"], "bash", "/srv/api")
+    pods, restart, tag, use = commands(path)
+    assert pods.run == "kubectl get pods -n payments |\ngrep api"
+    assert pods.expected_output is not None and "Running" in pods.expected_output
+    assert restart.guessed and [p.text for p in restart.placeholders] == ["<namespace>"]
+    assert runbook.steps[2].id == "tag-release"
+    assert tag.exclude_from_run_all and tag.sets == ["RELEASE"]
+    assert use.placeholders == [
+        Placeholder("PREVIOUS_SHA", "variable", False, "$PREVIOUS_SHA"),
+        Placeholder("API_TOKEN", "angle", True, "<API_TOKEN>"),
+    ]
+
+
+def test_an_ops_command_title_is_its_first_command_without_the_backslash(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        # T
+
+        ```ops command
+        run: |
+          docker run --rm \\
+            -e APP_ENV=prod alpine:3 true
+        ```
+        """,
+    )
+    (step,) = load_runbook(path).steps
+    assert step.title == "docker run --rm -e APP_ENV=prod alpine:3 true"
+
+
+def test_other_tools_fence_attributes_do_not_stop_a_runbook(tmp_path: Path) -> None:
+    """Docs sites put line highlights and options after the language; they open."""
+    path = write(
+        tmp_path,
+        """
+        # T
+
+        ```js {1,3-4}
+        const a = 1;
+        ```
+
+        ```python {linenos=true hl_lines=[2
+        print("not ours")
+        ```
+
+        ```bash {2-3}
+        echo one
+        ```
+
+        ```bash {linenos=table,hl_lines=[8,"15-17"]}
+        echo two
+        ```
+        """,
+    )
+    runbook, problems = parse_runbook(path)
+    assert runbook is not None
+    assert [p.severity for p in problems] == ["warning", "warning"]  # linenos, hl_lines
+    assert [step.spec.run for step in runbook.steps] == ["echo one", "echo two"]
