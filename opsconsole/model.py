@@ -142,6 +142,11 @@ class Runbook:
     sections: list[Section] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     digest: str = ""
+    #: the shell plain blocks run in (front matter ``shell``: bash, sh, zsh, dash or an
+    #: absolute path); None: the default (bash)
+    shell: str | None = None
+    #: the directory plain blocks start in (front matter ``cwd``); None: where opsconsole runs
+    cwd: str | None = None
     #: front-matter fields opsconsole does not use itself (site generators, Runme)
     front_matter: dict[str, Any] = field(default_factory=dict)
     #: the failure triage table (a table under a "Triage" heading, or front matter)

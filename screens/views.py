@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from opsconsole.operator import ApprovePlan, Choose, EnterText, TypeToConfirm
+from opsconsole.shell_text import transcript
 
 from .dialogs import (
     ChoiceDialog,
@@ -136,7 +137,25 @@ class CommandView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         spec: Any = step.spec
         command = spec.run if spec.plain else preview(session, spec.run, "shell")
-        return "Command", Content("$ " + command)
+        if spec.plain and spec.placeholders:  # values given in this run filled in, secrets ***
+            from opsconsole.steps.command import filled_in
+
+            from .shell_pane import run_shell
+
+            command = session.redactor.redact(
+                filled_in(spec.run, spec.placeholders, run_shell(session))
+            )
+        content = Content("$ " + command)
+        expected = getattr(spec, "expected_output", None)
+        if expected:  # a transcript in the runbook: its sample output is shown, never run
+            content = Content.assemble(
+                transcript(command),
+                ("\n\nexpected output (not run):\n", "$text-muted"),
+                (expected, "$text-muted"),
+            )
+        if getattr(spec, "guessed", False):
+            return "Command (guessed from an untagged block)", content
+        return "Command", content
 
     def pending_hint(self, step: Step) -> str:
         if getattr(step.spec, "plain", False):
