@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
-    "WELL_KNOWN_VARIABLES",
-    "ShellValues",
-    "is_secret_name",
-    "shell_values",
     "COMMAND_WORDS",
     "SHELL_LANGUAGES",
     "TRANSCRIPT_LANGUAGES",
+    "WELL_KNOWN_VARIABLES",
     "Placeholder",
     "ShellBlock",
+    "ShellValues",
     "command_title",
     "first_command",
+    "is_secret_name",
     "looks_like_command",
+    "shell_values",
     "split_block",
     "transcript",
 ]
