@@ -393,7 +393,15 @@ class OpsConsoleApp(App[int]):
         if not self.run_in_progress():
             self.exit(0)
             return
-        self.push_screen(QuitDialog(), callback=self._quit_answered)
+        walkthrough = self.walkthrough
+        running = None
+        if walkthrough is not None:
+            running = walkthrough.running_step or walkthrough.session.running
+        step = walkthrough.session.runbook.step(running) if walkthrough and running else None
+        self.push_screen(
+            QuitDialog(step.title if step else None, bool(step and step.mutating)),
+            callback=self._quit_answered,
+        )
 
     def _quit_answered(self, quit_now: bool | None) -> None:
         if quit_now:

@@ -89,6 +89,8 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OPSCONSOLE_SECRET_OPS_KEY", "snapshot-ops-key-0000")
     monkeypatch.setenv("OPSCONSOLE_SECRET_RUNNER_TOKEN", "snapshot-runner-token-0000")
     monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
+    # "this machine (ops-laptop)" in a command's confirmation: the same on every machine
+    monkeypatch.setattr("socket.gethostname", lambda: "ops-laptop")
     (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
     shutil.copytree(bundled_runbooks_dir(), tmp_path / "runbooks")
     return tmp_path

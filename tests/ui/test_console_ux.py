@@ -1,0 +1,206 @@
+"""Issue 10: what an operator in an incident notices (dialogs, keys, resume), key by key.
+
+Real sandbox on loopback, real process groups for commands; every wait polls a state.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from pilot_support import settle, type_text
+from test_long_steps import (
+    jump_to,
+    long_runbook,
+    open_only_runbook,
+    start_and_wait,
+    until,
+)
+from textual.widgets import Input, Static
+
+import screens.dialogs
+from opsconsole.run import StepStatus
+from opsconsole.sandbox import Sandbox
+from screens import OpsConsoleApp
+from screens.dialogs import PlanDialog, QuitDialog, TypedConfirmDialog, UnknownOutcomeDialog
+from screens.walkthrough import WalkthroughScreen
+
+
+def shown(screen: object) -> str:
+    """Every text the dialog shows, its frame title included."""
+    texts = [str(s.visual) for s in screen.query(Static).results(Static)]  # type: ignore[attr-defined]
+    frame = screen.query_one("#dialog")  # type: ignore[attr-defined]
+    return "\n".join([str(frame.border_title or ""), *texts])
+
+
+@pytest.mark.parametrize(
+    ("mutating", "title", "says", "never"),
+    [
+        (False, "Watch the queue", "comes back pending", "unknown"),
+        (True, "Restart the worker", "outcome becomes unknown", "pending"),
+    ],
+)
+async def test_quit_says_what_happens_to_the_running_step(
+    sandbox: Sandbox, make_settings, tmp_path: Path,
+    mutating: bool, title: str, says: str, never: str,
+) -> None:
+    runbook, pid_file = long_runbook(tmp_path, mutating=mutating)
+    app = OpsConsoleApp(make_settings(sandbox.config_path, runbook_paths=[runbook]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_only_runbook(pilot)
+        await start_and_wait(pilot, screen, pid_file)
+        await pilot.press("ctrl+q")
+        await until(pilot, lambda: isinstance(app.screen, QuitDialog), "the quit question")
+        consequence = str(app.screen.query_one("#quit-consequence", Static).visual)
+        assert title in consequence and says in consequence, consequence
+        assert never not in consequence, consequence
+        await pilot.press("enter")  # Stay has focus
+        await pilot.pause()
+        assert app.screen is screen and screen.session.running is not None
+        await pilot.press("escape")
+        if mutating:
+            await until(pilot, lambda: app.screen is not screen, "the stop question")
+            await pilot.press("left", "enter")
+        await until(pilot, lambda: screen.session.running is None, "the step to stop")
+        await settle(pilot)
+
+
+async def test_unknown_outcome_dialog_says_it_once(
+    sandbox: Sandbox, make_settings, tmp_path: Path
+) -> None:
+    runbook, pid_file = long_runbook(tmp_path, mutating=True)
+    app = OpsConsoleApp(make_settings(sandbox.config_path, runbook_paths=[runbook]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_only_runbook(pilot)
+        await start_and_wait(pilot, screen, pid_file)
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is not screen, "the stop question")
+        await pilot.press("left", "enter")  # Stop it: the outcome is unknown
+        await until(pilot, lambda: screen.session.running is None, "the step to stop")
+        await settle(pilot)
+        assert screen.session.result("restart").status is StepStatus.UNKNOWN
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, UnknownOutcomeDialog), "the dialog")
+        text = shown(app.screen).lower()
+        said = text.count("may or may not have acted") + text.count("may have gone out")
+        assert said == 1, text
+        assert text.count("check the system") == 1, text
+        await pilot.press("enter")  # Cancel has focus
+        await settle(pilot)
+        assert screen.session.result("restart").status is StepStatus.UNKNOWN
+
+
+async def test_protected_confirmation_says_it_once_and_its_hint_is_bracketed(
+    sandbox: Sandbox, make_settings
+) -> None:
+    app = OpsConsoleApp(make_settings(sandbox.config_path, environment="sandbox-prod"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await jump_to(pilot, "create")
+        await pilot.press("enter")
+        await settle(pilot)
+        dialog = app.screen
+        assert isinstance(dialog, TypedConfirmDialog)
+        text = shown(dialog)
+        assert text.lower().count("protected") == 1, text
+        assert text.count("Create a job") == 1, text
+        field = dialog.query_one("#environment", Input)
+        # NO_COLOR drops the dim placeholder style: the hint must not read as typed text
+        assert field.placeholder.startswith("[") and field.placeholder.endswith("]")
+        assert field.placeholder != "sandbox-prod"
+        await pilot.press("escape")
+        await settle(pilot)
+
+
+async def test_every_text_field_hint_is_bracketed(sandbox: Sandbox, make_settings) -> None:
+    app = OpsConsoleApp(make_settings(sandbox.config_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        hints: dict[str, str] = {}
+        await pilot.press("s")  # skip: its reason
+        await settle(pilot)
+        hints["skip"] = app.screen.query_one("#reason", Input).placeholder
+        await pilot.press("escape")
+        await settle(pilot)
+        await jump_to(pilot, "ops_jobs in the database")  # a manual check: its note
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not screen, "the manual check")
+        hints["note"] = app.screen.query_one("#note", Input).placeholder
+        await pilot.press("escape")
+        await settle(pilot)
+        await jump_to(pilot, "startup contract holds")  # the gate: its reason
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is not screen, "the gate")
+        hints["gate"] = app.screen.query_one("#reason", Input).placeholder
+        await pilot.press("escape")
+        await settle(pilot)
+    for name, hint in hints.items():
+        assert hint.startswith("[") and hint.endswith("]"), (name, hint)
+
+
+async def test_plain_shell_shows_where_it_runs_and_a_fast_enter_never_runs_it(
+    sandbox: Sandbox, make_settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = OpsConsoleApp(make_settings(sandbox.config_path))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        plain = next(
+            step for step in screen.session.runbook.steps
+            if step.kind == "command" and getattr(step.spec, "plain", False)
+        )
+        screen.select_step(plain.id)
+        await pilot.pause()
+        # as if the keys came at once: the guard window never closes in this test
+        monkeypatch.setattr(screens.dialogs, "KEY_GUARD_S", 3600.0, raising=False)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PlanDialog), "the plan")
+        dialog = app.screen
+        text = shown(dialog)
+        assert f"this machine ({socket.gethostname()})" in text, text
+        assert "sandbox" in text  # the environment
+        assert dialog.focused is not None and dialog.focused.id == "cancel"
+        await pilot.press("tab", "enter")  # Run, at once: ignored
+        await pilot.pause()
+        assert app.screen is dialog
+        await pilot.press("shift+tab", "enter")  # Cancel, at once: ignored too
+        await pilot.pause()
+        assert app.screen is dialog
+        monkeypatch.setattr(screens.dialogs, "KEY_GUARD_S", 0.0, raising=False)
+        assert dialog.focused is not None and dialog.focused.id == "cancel", dialog.focused
+        cancel = dialog.query_one("#cancel")
+        # a button takes no second press while it still shows the first one
+        await until(pilot, lambda: not cancel.has_class("-active"), "the button to settle")
+        await pilot.press("enter")  # Cancel, after a moment: closes, nothing ran
+        await until(pilot, lambda: app.screen is screen, "the dialog to close")
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.session.result(plain.id).status is StepStatus.PENDING
+        assert screen.session.result(plain.id).attempts == 0
+
+
+async def test_a_typed_reason_in_dialogs_is_never_lost(sandbox: Sandbox, make_settings) -> None:
+    """Defect 1, every dialog that takes text: keys typed as it opens land in its field."""
+    app = OpsConsoleApp(make_settings(sandbox.config_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        await pilot.press("s")
+        await until(pilot, lambda: app.screen is not screen, "the skip dialog")
+        await type_text(pilot, "done by CI")
+        assert app.screen.query_one("#reason", Input).value == "done by CI"
+        await pilot.press("enter")
+        await settle(pilot)
+        first = screen.session.runbook.steps[0].id
+        assert screen.session.result(first).note == "done by CI"
