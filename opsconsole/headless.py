@@ -200,9 +200,16 @@ async def run_check(
     operator: HeadlessOperator | None = None,
     on_step: Callable[[Step, dict[str, object]], None] | None = None,
     require_automated: bool = False,
+    read_only: bool = False,
 ) -> CheckReport:
+    """``read_only`` (or ``read_only = true`` on the environment): mutating steps are
+    skipped with the reason, never run, never passed."""
+    from .config import read_only_reason
+
     operator = operator or HeadlessOperator(protected=environment.protected)
-    session = open_session(runbook, environment, home)
+    session = open_session(
+        runbook, environment, home, mutations_off=read_only_reason(environment, read_only)
+    )
     report = CheckReport(
         runbook, environment, session.run.id, require_automated=require_automated
     )
@@ -212,7 +219,10 @@ async def run_check(
             if session.finished:
                 break
             try:
-                await session.execute(step.id, operator=operator)
+                if step.mutating and (why := session.mutations_blocked()):
+                    session.skip(step.id, why)  # shown and recorded, never run
+                else:
+                    await session.execute(step.id, operator=operator)
             except StepRefused as exc:
                 result = session.result(step.id)
                 result.status = StepStatus.FAILED

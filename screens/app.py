@@ -222,8 +222,11 @@ class OpsConsoleApp(App[int]):
                         self.notify(str(exc), severity="error", markup=False)
                         return
         try:
+            from opsconsole.config import read_only_reason
+
             session = open_session(
-                runbook, environment, home, resume=resume, read_only=read_only, lock=lock
+                runbook, environment, home, resume=resume, read_only=read_only, lock=lock,
+                mutations_off=read_only_reason(environment, self.settings.read_only),
             )
             problems = await session.start()
         except OpsConsoleError as exc:

@@ -40,8 +40,11 @@ class EnvironmentBanner(Widget):
     details: reactive[Content] = reactive(Content(""))
     #: sandbox faults switched on (shown with a text marker that survives NO_COLOR)
     faults: reactive[tuple[str, ...]] = reactive(())
-    #: nothing can be run here (another console holds the run)
+    #: nothing that changes something runs here (read-only mode, or another console holds
+    #: the run)
     read_only: reactive[bool] = reactive(False)
+    #: a break-glass in force: the time left ("29:41"), "" when none
+    break_glass: reactive[str] = reactive("")
 
     def watch_protected(self, protected: bool) -> None:
         self.set_class(protected, "-protected")
@@ -54,6 +57,11 @@ class EnvironmentBanner(Widget):
         parts: list[Content | str] = [head]
         if self.read_only:
             parts += [" │ ", Content.assemble(("READ-ONLY", "bold $text-warning"))]
+        if self.break_glass:
+            parts += [
+                " │ ",
+                Content.assemble(("BREAK-GLASS ", "bold $text-error"), (self.break_glass, "bold")),
+            ]
         if self.faults:
             parts += [
                 " │ ",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from opsconsole.run import StepResult
 
 __all__ = [
+    "BreakGlassDialog",
     "CancelStepDialog",
     "ChoiceDialog",
     "ConfirmStepDialog",
@@ -617,6 +618,61 @@ class QuitDialog(Dialog[bool | None]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "quit")
+
+
+class BreakGlassDialog(Dialog[str | None]):
+    """Lift read-only mode for a while: a reason is required; it is audited with the
+    operator and the expiry."""
+
+    TITLE_TEXT = "Break glass"
+    FIRST_FOCUS = "reason"
+    GUARDED = True
+
+    def __init__(self, environment: str, minutes: int) -> None:
+        super().__init__(classes="-danger")
+        self.environment = environment
+        self.minutes = minutes
+
+    def compose_body(self) -> ComposeResult:
+        yield SafeText(
+            Content.assemble(
+                "Steps that change something will run in ",
+                (self.environment, "bold"),
+                " for ",
+                (f"{self.minutes} minutes", "bold"),
+                "; then it is read-only again. Your reason, your name and the expiry go into "
+                "the audit log.",
+            ),
+            classes="dialog-text",
+        )
+        yield Input(placeholder="[reason, e.g. INC-1234: rollback approved]", id="reason",
+                    compact=True)
+        yield self.error_line()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Break glass", variant="error", id="break", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _submit(self) -> None:
+        if self.too_soon():
+            return
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.show_error("A break-glass needs a reason.")
+            self.query_one("#reason", Input).focus()
+            return
+        self.dismiss(reason)
+
+    @on(Input.Submitted, "#reason")
+    def _submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "break":
+            self._submit()
+        elif not self.too_soon():
+            self.dismiss(None)
 
 
 class ErrorDialog(Dialog[None]):

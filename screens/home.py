@@ -86,10 +86,8 @@ class HomeScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.sub_title = "runbooks"
-        banner = self.query_one(EnvironmentBanner)
         self.watch(self.app, "environment_name", self._environment_changed)
         self.watch(self.app, "active_faults", self._faults_changed)
-        banner.environment_name = self.ops_app.environment.name
         self._build_columns()
         # parse after the first frame: the operator sees the console at once
         self.call_after_refresh(self.load_catalog)
@@ -108,6 +106,7 @@ class HomeScreen(Screen[None]):
         banner.environment_name = environment.name
         banner.protected = environment.protected
         banner.description = environment.description
+        banner.read_only = environment.read_only or self.ops_app.settings.read_only
         self.set_class(environment.protected, "-protected")
 
     # -- the catalog ---------------------------------------------------------------

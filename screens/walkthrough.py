@@ -37,13 +37,21 @@ from opsconsole.operator import (
 from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
-from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
+from .dialogs import (
+    BreakGlassDialog,
+    CancelStepDialog,
+    ErrorDialog,
+    SkipReasonDialog,
+    UnknownOutcomeDialog,
+)
 from .status import STATUS_ICON, counts_content, counts_text, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from opsconsole.config import ConsoleSettings
     from opsconsole.model import Step
     from opsconsole.session import RunSession
@@ -144,6 +152,8 @@ class WalkthroughScreen(Screen[None]):
         Binding("g", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
         Binding("e", "export_evidence", "Evidence", tooltip="Export the evidence report"),
         Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+        Binding("b", "break_glass", "Break glass",
+                tooltip="Read-only: let steps that change something run for a while (audited)"),
     ]
 
     # -- messages from workers -----------------------------------------------------
@@ -189,6 +199,8 @@ class WalkthroughScreen(Screen[None]):
         self._section_shown: int | None = None
         self._prose = self._section_prose()
         self.operator = ConsoleOperator(self)
+        #: ticks the break-glass countdown on the banner while one is in force
+        self._glass_timer: Timer | None = None
 
     # -- layout ----------------------------------------------------------------------
 
@@ -217,7 +229,7 @@ class WalkthroughScreen(Screen[None]):
         banner = self.query_one(EnvironmentBanner)
         banner.environment_name = session.environment.name
         banner.protected = session.environment.protected
-        banner.read_only = session.read_only
+        banner.read_only = session.read_only or session.mutations_blocked() is not None
         self.watch(self.app, "active_faults", self._faults_changed)
         self.set_class(session.environment.protected, "-protected")
         self._update_status()
@@ -227,6 +239,8 @@ class WalkthroughScreen(Screen[None]):
             self.select_step(step_id)
         if session.read_only:
             self._log(f"Opened run {session.run.id} read-only: another console holds it.")
+        elif session.mutations_off:
+            self._log(f"Run {session.run.id}: {session.mutations_off} (b breaks glass).")
         elif session.resumed:
             self._log(f"Resumed run {session.run.id}.")
         else:
@@ -421,6 +435,53 @@ class WalkthroughScreen(Screen[None]):
                 return
         self.notify("No undecided gate left in this run.", markup=False)
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "break_glass":
+            # only where there is glass to break: read-only mode, and this console holds the run
+            return bool(self.session.mutations_off) and not self.session.read_only
+        return True
+
+    def action_break_glass(self) -> None:
+        session = self.session
+        if session.break_glass_left() is not None:
+            self.notify("The glass is already broken; the banner shows the time left.",
+                        markup=False)
+            return
+        minutes = self.settings.config.break_glass_minutes
+        self.app.push_screen(
+            BreakGlassDialog(session.environment.name, minutes),
+            callback=lambda reason: self._glass_broken(reason, minutes),
+        )
+
+    def _glass_broken(self, reason: str | None, minutes: int) -> None:
+        if not reason:
+            return
+        try:
+            expires = self.session.break_glass(reason, minutes)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Still read-only", severity="error", markup=False)
+            return
+        self._log(f"Break-glass until {expires}: steps that change something run. "
+                  f"Reason: {reason}")
+        self._tick_glass()
+        self._glass_timer = self.set_interval(1, self._tick_glass)
+
+    def _tick_glass(self) -> None:
+        """The banner's countdown; when it runs out the console is read-only again."""
+        banner = self.query_one(EnvironmentBanner)
+        left = self.session.break_glass_left()
+        if left is None:
+            banner.break_glass = ""
+            banner.read_only = True
+            if self._glass_timer is not None:
+                self._glass_timer.stop()
+                self._glass_timer = None
+                self._log("Break-glass expired: read-only again.")
+            return
+        whole = int(left)
+        banner.read_only = False
+        banner.break_glass = f"{whole // 60:02d}:{whole % 60:02d}"
+
     def action_export_evidence(self) -> None:
         self.export_evidence()
 
@@ -583,7 +644,9 @@ class WalkthroughScreen(Screen[None]):
     def _step_settled(self, message: StepSettled) -> None:
         self.running_step = None
         # taken over by another console meanwhile: say so where the environment is shown
-        self.query_one(EnvironmentBanner).read_only = self.session.read_only
+        self.query_one(EnvironmentBanner).read_only = (
+            self.session.read_only or self.session.mutations_blocked() is not None
+        )
         self._refresh_step(message.step_id)
 
     @on(StepFinished)

@@ -204,3 +204,95 @@ async def test_a_typed_reason_in_dialogs_is_never_lost(sandbox: Sandbox, make_se
         await settle(pilot)
         first = screen.session.runbook.steps[0].id
         assert screen.session.result(first).note == "done by CI"
+
+
+class SteppedClock:
+    """The session's clock, moved by the test (the break-glass expiry without waiting)."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.offset = 0.0
+        self._monotonic = time.monotonic
+
+    def monotonic(self) -> float:
+        return self._monotonic() + self.offset
+
+    async def sleep(self, seconds: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+
+
+async def test_read_only_shows_mutating_steps_but_runs_them_only_after_break_glass(
+    sandbox: Sandbox, make_settings, tmp_path: Path
+) -> None:
+    import json
+
+    from screens.banner import EnvironmentBanner
+    from screens.dialogs import BreakGlassDialog
+
+    settings = make_settings(sandbox.config_path)
+    settings.read_only = True
+    app = OpsConsoleApp(settings)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        assert "READ-ONLY" in str(app.screen.query_one(EnvironmentBanner).render())
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        banner = screen.query_one(EnvironmentBanner)
+        assert "READ-ONLY" in str(banner.render())
+        clock = SteppedClock()
+        screen.session.clock = clock
+
+        await pilot.press("enter")  # a step that only looks runs
+        await settle(pilot)
+        first = screen.session.runbook.steps[0]
+        assert not first.mutating
+        assert screen.session.result(first.id).status is StepStatus.PASSED
+
+        await jump_to(pilot, "Create a job")
+        assert screen.selected_step is not None and screen.selected_step.id == "create-job"
+        await pilot.press("enter")  # refused, with a message that says what to do
+        await settle(pilot)
+        assert app.screen is screen
+        assert screen.session.result("create-job").status is StepStatus.PENDING
+        said = " ".join(str(note.message) for note in app._notifications)
+        assert "read-only" in said and "break glass (b)" in said, said
+
+        await pilot.press("b")
+        await until(pilot, lambda: isinstance(app.screen, BreakGlassDialog), "break-glass")
+        await pilot.press("enter")  # no reason: refused
+        await pilot.pause()
+        assert isinstance(app.screen, BreakGlassDialog)
+        await type_text(pilot, "INC-42 rollback approved")
+        await pilot.press("enter")
+        await until(pilot, lambda: app.screen is screen, "the dialog to close")
+        assert "BREAK-GLASS 30:00" in str(banner.render()) or "BREAK-GLASS 29:" in str(
+            banner.render()
+        )
+        assert "READ-ONLY" not in str(banner.render())
+        await pilot.press("enter")
+        await settle(pilot)
+        result = screen.session.result("create-job")
+        assert result.status is StepStatus.PASSED, result.detail
+
+        clock.offset = 30 * 60 + 1  # the break-glass runs out
+        await until(pilot, lambda: "READ-ONLY" in str(banner.render()), "read-only again")
+        assert "BREAK-GLASS" not in str(banner.render())
+        await jump_to(pilot, "Trigger the runner")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert screen.session.result("trigger-runner").status is StepStatus.PENDING
+
+    records = [
+        json.loads(line)
+        for line in (settings.home / "audit.jsonl").read_text().splitlines()
+        if '"break_glass"' in line
+    ]
+    assert len(records) == 1
+    record = records[0]
+    assert record["reason"] == "INC-42 rollback approved"
+    assert record["operator"] and record["expires"].endswith("Z") and record["minutes"] == 30
