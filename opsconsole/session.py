@@ -614,6 +614,9 @@ class RunSession:
             if not step.needs_human:
                 # a crash from here on leaves RUNNING behind, which resume reads
                 self._save_step(result)
+                # the step's first checkpoint (what it sent) is never held back by the
+                # previous step's
+                self._last_checkpoint = float("-inf")
                 operator.event(step, Started())
 
         started = time.perf_counter()

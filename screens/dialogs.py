@@ -95,6 +95,10 @@ class Dialog(ModalScreen[ResultT]):
         max-width: 100%;
         height: auto;
         max-height: 100%;
+        /* a small terminal (60x20): the frame scrolls, and focusing a button (tab)
+           scrolls it into view */
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
         border: thick $primary;
         border-title-style: bold;
         border-title-color: $text;

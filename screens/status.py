@@ -13,11 +13,16 @@ from textual.content import Content
 from opsconsole.run import RunStatus, StepStatus
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from textual.screen import Screen
+
     from opsconsole.model import Step
     from opsconsole.run import Run, StepResult
 
 __all__ = [
     "MUTATING_MARK",
+    "fit_footer",
     "STATUS_ICON",
     "STATUS_STYLE",
     "counts_content",
@@ -91,6 +96,17 @@ def visible_content(content: Content) -> Content:
     if safe == plain:
         return content
     return Content(safe, spans=list(content.spans))
+
+
+def fit_footer(screen: Screen[Any]) -> None:
+    """A narrow terminal keeps every key it can in the footer: compact spacing below 100
+    columns, and no command-palette hint below 80 (^p still works; help lists it)."""
+    from textual.widgets import Footer
+
+    for footer in screen.query(Footer):
+        width = screen.size.width
+        footer.compact = width < 100
+        footer.show_command_palette = width >= 80
 
 
 def status_content(status: StepStatus, *, label: bool = False) -> Content:

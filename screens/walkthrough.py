@@ -44,7 +44,8 @@ from .dialogs import (
     SkipReasonDialog,
     UnknownOutcomeDialog,
 )
-from .status import STATUS_ICON, counts_content, counts_text, visible
+from .filter_bar import FilterBar
+from .status import STATUS_ICON, counts_content, counts_text, fit_footer, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
@@ -55,6 +56,9 @@ if TYPE_CHECKING:
     from opsconsole.config import ConsoleSettings
     from opsconsole.model import Step
     from opsconsole.session import RunSession
+
+#: what n / N jump between: steps that need the operator's attention
+ATTENTION = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
 
 #: at most one progress-log redraw per this many seconds, however fast a step reports
 REDRAW_INTERVAL = 0.1
@@ -143,17 +147,31 @@ class WalkthroughScreen(Screen[None]):
     AUTO_FOCUS = "StepList"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # escape and F1 first: on a narrow footer the last keys are the ones cut off
+        Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+        Binding("f1", "app.help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
         Binding("r", "run_step", "Run/retry", show=False,
                 tooltip="Run (or retry) the selected step"),
-        Binding("n", "next_step", "Next", tooltip="Select the next unfinished step"),
+        Binding("u", "next_step", "Unfinished", tooltip="Select the next unfinished step"),
+        Binding("n", "next_failed", "Next failed", show=False,
+                tooltip="Select the next failed (or unknown) step"),
+        Binding("N", "previous_failed", "Prev failed", show=False,
+                tooltip="Select the previous failed (or unknown) step"),
         Binding("s", "skip_step", "Skip", tooltip="Skip the selected step (a reason is required)"),
         Binding("x", "answer_step", "Answer check", show=False,
                 tooltip="Answer the selected manual check"),
-        Binding("g", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
+        Binding("d", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
         Binding("e", "export_evidence", "Evidence", tooltip="Export the evidence report"),
-        Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+        Binding("slash", "filter", "Filter", show=False,
+                tooltip="Filter the steps by title (enter keeps it, escape clears it)"),
+        Binding("q", "leave", "Back", show=False,
+                tooltip="Back to the runbook list, as escape (keys typed in a field stay there)"),
         Binding("b", "break_glass", "Break glass",
                 tooltip="Read-only: let steps that change something run for a while (audited)"),
+        Binding("left_square_bracket", "split(-4)", "Narrower", show=False,
+                tooltip="Make the step list narrower"),
+        Binding("right_square_bracket", "split(4)", "Wider", show=False,
+                tooltip="Make the step list wider"),
     ]
 
     # -- messages from workers -----------------------------------------------------
@@ -211,6 +229,7 @@ class WalkthroughScreen(Screen[None]):
         yield EnvironmentBanner(id="walk-status")
         with Horizontal(id="walk-body"):
             with Vertical(id="walk-steps-pane"):
+                yield FilterBar(id="walk-filter")
                 yield StepList(session.runbook, statuses, id="walk-steps")
             with VerticalScroll(id="walk-detail-pane"):
                 yield StepDetail(id="walk-step-detail")
@@ -300,13 +319,9 @@ class WalkthroughScreen(Screen[None]):
 
     def _update_status(self) -> None:
         session = self.session
-        details = Content.assemble(
-            ("run ", "not bold"),
-            (session.run.id, "not bold"),
-            " │ ",
-            counts_content(session.summary()),
-        )
-        self.query_one(EnvironmentBanner).details = details
+        banner = self.query_one(EnvironmentBanner)
+        banner.run_id = session.run.id
+        banner.details = counts_content(session.summary())
 
     def _show_step(self, step_id: str) -> None:
         session = self.session
@@ -424,6 +439,49 @@ class WalkthroughScreen(Screen[None]):
                 self.select_step(step.id)
                 return
         self.notify("Every step is finished.", markup=False)
+
+    def action_split(self, columns: int) -> None:
+        """[ / ]: move the split between the step list and the detail."""
+        pane = self.query_one("#walk-steps-pane")
+        width = pane.outer_size.width + columns
+        pane.styles.width = max(20, min(width, self.size.width - 24))
+
+    def on_resize(self) -> None:
+        fit_footer(self)
+
+    def action_next_failed(self) -> None:
+        self._jump_failed(forward=True)
+
+    def action_previous_failed(self) -> None:
+        self._jump_failed(forward=False)
+
+    def _jump_failed(self, *, forward: bool) -> None:
+        """n / N: the next (previous) step that failed or whose outcome is unknown, around."""
+        steps = self.session.runbook.steps
+        current = self.selected_step
+        here = self.session.runbook.index_of(current.id) if current else -1
+        order = [*steps[here + 1 :], *steps[: here + 1]] if forward else [
+            *reversed(steps[:here]), *reversed(steps[here:])
+        ]
+        for step in order:
+            if self.session.result(step.id).status in ATTENTION:
+                self.select_step(step.id)
+                return
+        self.notify("No failed or unknown step in this run.", markup=False)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Changed, "#walk-filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.query_one(StepList).set_filter(event.value)
+        step = self.selected_step
+        if step is not None:
+            self._show_step(step.id)
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.query_one(StepList).focus()
 
     def action_gate(self) -> None:
         if self._busy():
@@ -664,7 +722,7 @@ class WalkthroughScreen(Screen[None]):
             # Stay on a failed step: the operator reads why, then retries (r) or moves on (n).
             self._show_step(step_id)
             self.notify(
-                visible(f"{step.title}: {result.detail}\nr retries it; n moves on."),
+                visible(f"{step.title}: {result.detail}\nr retries it; s skips it; u moves on."),
                 title="Step failed",
                 severity="error",
                 markup=False,

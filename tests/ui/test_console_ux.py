@@ -296,3 +296,136 @@ async def test_read_only_shows_mutating_steps_but_runs_them_only_after_break_gla
     record = records[0]
     assert record["reason"] == "INC-42 rollback approved"
     assert record["operator"] and record["expires"].endswith("Z") and record["minutes"] == 30
+
+
+async def test_keys_operators_already_know(sandbox: Sandbox, make_settings) -> None:
+    from opsconsole.config import bundled_runbooks_dir
+    from screens.help import HelpScreen
+    from screens.home import HomeScreen, RunbookTable
+    from screens.step_list import StepList
+
+    app = OpsConsoleApp(
+        make_settings(sandbox.config_path, runbook_paths=[bundled_runbooks_dir()])
+    )
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(pilot)
+        home = app.screen
+        assert isinstance(home, HomeScreen)
+        table = home.query_one(RunbookTable)
+        assert table.row_count >= 3
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        help_keys = "\n".join(f"{key} {text}" for key, text in app.screen.keys)
+        for key in ("/", "q", "j", "k", "g", "G"):
+            assert any(row[0].split()[0] == key or f" {key}" in f" {row[0]}"
+                       for row in app.screen.keys), (key, help_keys)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert app.screen is home
+        await pilot.press("j")
+        assert table.cursor_row == 1
+        await pilot.press("k")
+        assert table.cursor_row == 0
+        await pilot.press("G")
+        assert table.cursor_row == table.row_count - 1
+        await pilot.press("g")
+        assert table.cursor_row == 0
+        total = table.row_count
+        await pilot.press("slash")
+        await type_text(pilot, "discogs")
+        await pilot.pause()
+        assert 0 < table.row_count < total
+        assert all("discogs" in str(table.get_row_at(i)).lower() for i in range(table.row_count))
+        await pilot.press("q")  # in the filter field: typed, not quit
+        await pilot.pause()
+        assert app.return_code is None
+        await pilot.press("backspace", "escape")
+        await pilot.pause()
+        assert table.row_count == total and app.focused is table
+
+        # the walkthrough: j k g G, / filter, n N, q back
+        await pilot.press("slash")
+        await type_text(pilot, "V2 control")
+        await pilot.press("enter")  # keeps the filter, back to the list
+        await pilot.pause()
+        assert table.row_count == 1 and app.focused is table
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        steps = screen.session.runbook.steps
+        await pilot.press("j")
+        assert screen.selected_step.id == steps[1].id
+        await pilot.press("k")
+        assert screen.selected_step.id == steps[0].id
+        await pilot.press("G")
+        assert screen.selected_step.id == steps[-1].id
+        await pilot.press("g")
+        assert screen.selected_step.id == steps[0].id
+
+        for step_id in ("runner-allowlist", "create-job"):  # two that need attention
+            screen.session.result(step_id).status = StepStatus.FAILED
+        await pilot.press("n")
+        assert screen.selected_step.id == "runner-allowlist"
+        await pilot.press("n")
+        assert screen.selected_step.id == "create-job"
+        await pilot.press("n")  # around
+        assert screen.selected_step.id == "runner-allowlist"
+        await pilot.press("N")
+        assert screen.selected_step.id == "create-job"
+
+        steps_list = screen.query_one(StepList)
+        await pilot.press("slash")
+        await type_text(pilot, "runner")
+        await pilot.pause()
+        listed = [o.id for o in steps_list.options if not o.disabled]
+        assert listed and all("runner" in screen.session.runbook.step(i).title.lower()
+                              or "runner" in i for i in listed), listed
+        assert len(listed) < len(steps)
+        await pilot.press("escape")  # clears the filter; does not leave the walkthrough
+        await pilot.pause()
+        assert app.screen is screen
+        assert len([o for o in steps_list.options if not o.disabled]) == len(steps)
+        await pilot.press("q")
+        await settle(pilot)
+        assert app.screen is home
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_resume_restores_the_sandbox_faults_that_were_on(
+    sandbox: Sandbox, make_settings
+) -> None:
+    from screens.resume import ResumePrompt
+
+    settings = make_settings(sandbox.config_path, sandbox=sandbox)
+    app = OpsConsoleApp(settings)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        app.set_sandbox_fault("runner-down", True)
+        await until(pilot, lambda: app.active_faults == ("runner-down",), "the fault")
+        await pilot.press("enter")  # one step done: the run is worth resuming
+        await settle(pilot)
+        run_id = screen.session.run.id
+
+    sandbox.set_fault("runner-down", False)  # a fresh demo starts without faults
+    assert not sandbox.active_faults
+    app = OpsConsoleApp(make_settings(sandbox.config_path, sandbox=sandbox))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ResumePrompt), "the resume prompt")
+        await pilot.press("enter")  # Resume
+        await until(pilot, lambda: isinstance(app.screen, WalkthroughScreen), "the walk")
+        await settle(pilot)
+        assert app.screen.session.run.id == run_id
+        assert sandbox.active_faults == frozenset({"runner-down"})
+        assert app.active_faults == ("runner-down",)
+        said = " ".join(str(note.message) for note in app._notifications)
+        assert "runner-down" in said, said
