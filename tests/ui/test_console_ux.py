@@ -429,3 +429,41 @@ async def test_resume_restores_the_sandbox_faults_that_were_on(
         assert app.active_faults == ("runner-down",)
         said = " ".join(str(note.message) for note in app._notifications)
         assert "runner-down" in said, said
+
+
+async def test_resume_after_a_crash_names_the_running_step_and_lands_on_it(
+    sandbox: Sandbox, make_settings, tmp_path: Path
+) -> None:
+    """Defect 5: kill -9 while a mutating step ran, with the saved cursor elsewhere."""
+    from pilot_support import V2
+
+    from opsconsole.loader import load_runbook
+    from opsconsole.run import Run, RunStore, StepResult
+    from screens.resume import ResumePrompt
+
+    runbook = load_runbook(V2)
+    first = runbook.steps[0].id
+    RunStore(tmp_path / "state").save(Run(
+        id="20250314T031209Z-dead02", runbook_path=str(V2), runbook_id=runbook.id,
+        runbook_title=runbook.title, runbook_digest=runbook.digest, environment="sandbox",
+        cursor=first,
+        results={
+            first: StepResult(step_id=first, status=StepStatus.PASSED),
+            "create-job": StepResult(step_id="create-job", status=StepStatus.RUNNING),
+        },
+    ))
+    app = OpsConsoleApp(make_settings(sandbox.config_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ResumePrompt), "the resume prompt")
+        question = str(app.screen.query_one("#resume-question", Static).visual)
+        assert "interrupted while running step" in question, question
+        assert "Create a job (POST /api/v1/ops/jobs)" in question, question
+        assert runbook.step(first).title not in question, question
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, WalkthroughScreen), "the walk")
+        await settle(pilot)
+        screen = app.screen
+        assert screen.selected_step is not None and screen.selected_step.id == "create-job"
+        assert screen.session.result("create-job").status is StepStatus.UNKNOWN
