@@ -37,6 +37,8 @@ class EnvironmentBanner(Widget):
     description: reactive[str] = reactive("")
     #: the run's counts, shown whole at every width — Content, never markup
     details: reactive[Content] = reactive(Content(""))
+    #: the counts without the zero ones, for a narrow line (Content(""): use ``details``)
+    compact_details: reactive[Content] = reactive(Content(""))
     #: the run shown (dropped first when the line is too narrow)
     run_id: reactive[str] = reactive("")
     #: sandbox faults switched on (shown with a text marker that survives NO_COLOR)
@@ -52,44 +54,59 @@ class EnvironmentBanner(Widget):
 
     def render(self) -> Content:
         """Identity first, counts always whole: on a narrow terminal the run id, then the
-        description, then the "Environment:" label give way; the name is cut last."""
+        description, then the "Environment:" label give way, then separators and zero
+        counts shrink; the marks are cut last, and the counts never."""
         width = self.content_region.width or self.size.width or 10_000
-        marks: list[Content | str] = []
-        if self.read_only:
-            marks += [" │ ", Content.assemble(("READ-ONLY", "bold $text-warning"))]
-        if self.break_glass:
-            marks += [
-                " │ ",
-                Content.assemble(("BREAK-GLASS ", "bold $text-error"), (self.break_glass, "bold")),
-            ]
-        if self.faults:
-            marks += [
-                " │ ",
-                Content.assemble(
-                    ("FAULTS: ", "bold $text-warning"), (", ".join(self.faults), "$text-warning")
-                ),
-            ]
-        tail: list[Content | str] = [" │ ", self.details] if self.details else []
-        run: list[Content | str] = [" │ ", Content(f"run {self.run_id}")] if self.run_id else []
-        about: list[Content | str] = (
-            [" — ", self.description] if self.description and not self.details else []
-        )
         name = self.environment_name
-        for label, extra in (("Environment: ", [*run, *about]), ("Environment: ", run),
-                             ("Environment: ", []), ("", [])):
-            head = self._head(label, name)
-            candidate = Content.assemble(head, *marks, *extra, *tail)
-            if candidate.cell_length <= width:
-                return candidate
-        # still too long: the environment's name and the marks give way, the counts do not
+        for compact in (False, True):
+            sep = "│" if compact else " │ "
+            marks = self._marks(sep, compact)
+            counts = self.compact_details if compact and self.compact_details else self.details
+            tail: list[Content | str] = [sep, counts] if counts else []
+            run: list[Content | str] = [sep, Content(f"run {self.run_id}")] if self.run_id else []
+            about: list[Content | str] = (
+                [" — ", self.description] if self.description and not self.details else []
+            )
+            stages = [("", [])] if compact else [
+                ("Environment: ", [*run, *about]), ("Environment: ", run),
+                ("Environment: ", []), ("", []),
+            ]
+            for label, extra in stages:
+                candidate = Content.assemble(self._head(label, name, compact), *marks, *extra,
+                                             *tail)
+                if candidate.cell_length <= width:
+                    return candidate
+        # still too long: the name and the marks give way, the counts do not
         fixed = Content.assemble(*tail).cell_length
-        rest = Content.assemble(self._head("", name), *marks)
+        rest = Content.assemble(self._head("", name, True), *marks)
         room = max(width - fixed, 1)
         if rest.cell_length > room:
             rest = rest.truncate(max(room - 1, 0)) + Content("…")
         return Content.assemble(rest, *tail)
 
-    def _head(self, label: str, name: str) -> Content:
+    def _marks(self, sep: str, compact: bool) -> list[Content | str]:
+        """READ-ONLY, BREAK-GLASS, FAULTS: words, so they survive NO_COLOR."""
+        marks: list[Content | str] = []
+        if self.read_only:
+            marks += [sep, Content.assemble(("READ-ONLY", "bold $text-warning"))]
+        if self.break_glass:
+            marks += [
+                sep,
+                Content.assemble(("BREAK-GLASS ", "bold $text-error"), (self.break_glass, "bold")),
+            ]
+        if self.faults:
+            label = "FAULTS:" if compact else "FAULTS: "
+            marks += [
+                sep,
+                Content.assemble(
+                    (label, "bold $text-warning"),
+                    (("," if compact else ", ").join(self.faults), "$text-warning"),
+                ),
+            ]
+        return marks
+
+    def _head(self, label: str, name: str, compact: bool = False) -> Content:
         if self.protected:
-            return Content.assemble(("PROTECTED: ", "bold"), (name, "bold"))
+            return Content.assemble(("PROTECTED" + (" " if compact else ": "), "bold"),
+                                    (name, "bold"))
         return Content.assemble(label, (name, "bold"))

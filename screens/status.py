@@ -129,13 +129,14 @@ def run_counts(run: Run) -> dict[str, int]:
     return counts
 
 
-def counts_content(counts: dict[str, int]) -> Content:
+def counts_content(counts: dict[str, int], *, compact: bool = False) -> Content:
+    """``✓4 ✗1 ↷0 ?0 ·25``; ``compact`` (a narrow banner) leaves out every zero."""
     parts: list[str | tuple[str, str]] = []
     for status in (StepStatus.PASSED, StepStatus.ANSWERED, StepStatus.FAILED,
                    StepStatus.SKIPPED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE,
                    StepStatus.CANCELLED, StepStatus.PENDING):
         count = counts.get(status.value, 0)
-        if not count and status in OPTIONAL_COUNTS:
+        if not count and (compact or status in OPTIONAL_COUNTS):
             continue
         if parts:
             parts.append(" ")

@@ -322,6 +322,7 @@ class WalkthroughScreen(Screen[None]):
         banner = self.query_one(EnvironmentBanner)
         banner.run_id = session.run.id
         banner.details = counts_content(session.summary())
+        banner.compact_details = counts_content(session.summary(), compact=True)
 
     def _show_step(self, step_id: str) -> None:
         session = self.session
