@@ -69,10 +69,11 @@ class HelpScreen(ModalScreen[None]):
                     or active.node is self.app):
                 continue
             key = self.app.get_key_display(binding)
-            if binding.action in rows:  # another key for the same thing: one row
-                rows[binding.action][0].append(key)
+            action = binding.action.removeprefix("app.")  # the screen's f1 is the app's help
+            if action in rows:  # another key for the same thing: one row
+                rows[action][0].append(key)
                 continue
-            rows[binding.action] = ([key], binding.tooltip or binding.description)
+            rows[action] = ([key], binding.tooltip or binding.description)
         listed = [(" ".join(keys), text) for keys, text in rows.values()]
         listed.append(("↑ ↓", "Move the cursor"))
         rows_out = listed
