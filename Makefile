@@ -6,18 +6,29 @@ BIN := $(VENV)/bin
 # Worker processes for `make test` (auto: one per CPU; measured on 2 cores, 3 or 4
 # were no faster than 2, within the noise of a shared machine).
 TEST_WORKERS ?= auto
+# pip stays quiet for `make test`; `make demo` shows its progress on the first run
+PIP_QUIET ?= --quiet
 
 .PHONY: demo test bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opsconsole needs Python 3.11 or newer (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_QUIET) -e ".[test]"
 	@touch $@
 
 ## demo: open the console on the built-in demo sandbox
-demo: $(VENV)/.installed
+# The first run installs for about a minute: say what and how long, never a silent wait.
+demo:
+	@if [ ! -f $(VENV)/.installed ] || [ pyproject.toml -nt $(VENV)/.installed ]; then \
+	  echo "Setting up $(VENV) (once): opsconsole and its dependencies:"; \
+	  $(PYTHON) -c 'import re, tomllib; deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]; print("  " + ", ".join(re.split(r"[<>=!~\[; ]", d)[0] for d in deps))' 2>/dev/null || true; \
+	  echo "This usually takes about a minute; pip's own progress follows."; \
+	  start=$$(date +%s); \
+	  $(MAKE) --no-print-directory $(VENV)/.installed PIP_QUIET= || exit $$?; \
+	  echo "Installed in $$(( $$(date +%s) - start )) s."; \
+	fi
 	$(BIN)/opsconsole demo
 
 ## test: run the whole test suite (unit, integration, snapshot, UI, end-to-end)

@@ -23,7 +23,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .config import Config, ConsoleSettings, bundled_runbooks_dir, load_config, state_dir
 from .errors import OpsConsoleError, RunbookError
@@ -32,6 +32,29 @@ from .terminal_text import terminal_safe, terminal_safe_json
 __all__ = ["main"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("opsconsole")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: the package metadata is read only when asked (it costs start-up)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(
+            option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+            help="print the version and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"opsconsole {_version()}")
+        parser.exit()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,11 +68,21 @@ def _parser() -> argparse.ArgumentParser:
         help="environment config (TOML); default $OPSCONSOLE_CONFIG or the platform config dir",
     )
     parser.add_argument("--env", help="environment to use (default: the config's default)")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="steps that change something are shown but do not run (break-glass: key b)",
+    )
+    parser.add_argument("--version", action=_VersionAction)
     verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
 
     run = verbs.add_parser("run", help="open the console at a runbook")
     run.add_argument("runbook", type=Path)
     run.add_argument("--env", dest="run_env", help="environment to use")
+    run.add_argument(
+        "--read-only", dest="run_read_only", action="store_true",
+        help="steps that change something are shown but do not run",
+    )
 
     demo = verbs.add_parser("demo", help="start the built-in sandbox and open the console on it")
     demo.add_argument(
@@ -117,6 +150,10 @@ def _parser() -> argparse.ArgumentParser:
         "--yes-protected",
         metavar="ENV",
         help="with --run-commands: allow running them in the protected environment ENV",
+    )
+    check.add_argument(
+        "--read-only", dest="check_read_only", action="store_true",
+        help="skip every step that changes something (with that reason); run the rest",
     )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report")
@@ -325,6 +362,7 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
                 require_automated=args.require_automated,
                 run_commands=args.run_commands,
                 keep_going=args.keep_going,
+                read_only=args.read_only or args.check_read_only,
             )
         )
     finally:
@@ -386,7 +424,9 @@ def _console(settings: ConsoleSettings) -> int:
     return run_console(settings)
 
 
-def cmd_console(config_path: Path | None, env_name: str | None, runbook: Path | None) -> int:
+def cmd_console(
+    config_path: Path | None, env_name: str | None, runbook: Path | None, read_only: bool = False
+) -> int:
     config = load_config(config_path)
     if env_name is not None:
         config.environment(env_name)  # unknown names fail here, before the screen opens
@@ -403,11 +443,12 @@ def cmd_console(config_path: Path | None, env_name: str | None, runbook: Path | 
         runbook_paths=paths,
         environment=env_name,
         initial_runbook=runbook,
+        read_only=read_only,
     )
     return _console(settings)
 
 
-def cmd_demo(faults: list[str]) -> int:
+def cmd_demo(faults: list[str], read_only: bool = False) -> int:
     from .sandbox import Sandbox
 
     try:
@@ -429,6 +470,7 @@ def cmd_demo(faults: list[str]) -> int:
             environment=sandbox.environment_name,
             sandbox=sandbox,
             evidence_dir=home / "evidence",
+            read_only=read_only,
         )
         return _console(settings)
     finally:
@@ -445,10 +487,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.verb == "audit":
         return cmd_audit_verify(args.log, args.anchor)
     if args.verb == "demo":
-        return cmd_demo(args.fault)
+        return cmd_demo(args.fault, args.read_only)
     if args.verb == "run":
-        return cmd_console(args.config, args.run_env or args.env, args.runbook)
-    return cmd_console(args.config, args.env, None)
+        return cmd_console(
+            args.config, args.run_env or args.env, args.runbook,
+            args.read_only or args.run_read_only,
+        )
+    return cmd_console(args.config, args.env, None, args.read_only)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@ One TOML file (``--config``, ``$OPSCONSOLE_CONFIG`` or the platform config dir):
 
     runbook_paths = ["~/team/runbooks"]      # searched besides the bundled runbooks
     default_environment = "staging"
+    break_glass_minutes = 30                 # how long a break-glass lifts read-only (key b)
 
     [environments.staging]
     description = "Staging cluster"
@@ -13,6 +14,10 @@ One TOML file (``--config``, ``$OPSCONSOLE_CONFIG`` or the platform config dir):
     base_url = "https://staging.example.internal"
     [environments.staging.secret_hosts]      # optional: who may receive each secret
     ops_key = ["staging.example.internal:443", "*.example.internal"]
+
+    [environments.production]
+    protected = true
+    read_only = true                         # mutating steps are shown but do not run
 
 Run state and the audit log live under ``$OPSCONSOLE_HOME`` or the platform
 state dir.
@@ -42,6 +47,8 @@ class Environment:
     name: str = ""
     description: str = ""
     protected: bool = False
+    #: mutating steps are shown but do not run here (until a timed, audited break-glass)
+    read_only: bool = False
     variables: dict[str, str] = field(default_factory=dict)
     #: the only secret names a runbook may use in this environment
     secrets: list[str] = field(default_factory=list)
@@ -80,6 +87,8 @@ class Config:
     default_environment: str | None = None
     environments: dict[str, Environment] = field(default_factory=dict)
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    #: how long a break-glass lifts read-only mode
+    break_glass_minutes: int = 30
     #: where the config was read from (None: built-in defaults)
     source: Path | None = None
 
@@ -140,7 +149,10 @@ def _secret_hosts(value: Any, where: str, secrets: list[str]) -> dict[str, list[
 
 
 def _parse_config(data: dict[str, Any], where: str) -> Config:
-    unknown = set(data) - {"runbook_paths", "default_environment", "environments", "dashboard"}
+    unknown = set(data) - {
+        "runbook_paths", "default_environment", "environments", "dashboard",
+        "break_glass_minutes",
+    }
     if unknown:
         raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
     config = Config(
@@ -150,12 +162,17 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
     )
     if config.default_environment is not None:
         _expect(config.default_environment, str, f"{where}: default_environment", "a name")
+    minutes = data.get("break_glass_minutes", 30)
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= 720:
+        raise ConfigError(f"{where}: break_glass_minutes: expected whole minutes from 1 to 720")
+    config.break_glass_minutes = minutes
     environments = _expect(data.get("environments", {}), dict, f"{where}: environments", "tables")
     for name, body in environments.items():
         at = f"{where}: environments.{name}"
         _expect(body, dict, at, "a table")
         extra = set(body) - {
-            "description", "protected", "variables", "secrets", "secret_hosts", "http"
+            "description", "protected", "read_only", "variables", "secrets", "secret_hosts",
+            "http",
         }
         if extra:
             raise ConfigError(f"{at}: unknown setting {sorted(extra)[0]!r}")
@@ -165,6 +182,9 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
             description=_expect(body.get("description", ""), str, f"{at}.description", "text"),
             protected=_expect(
                 body.get("protected", False), bool, f"{at}.protected", "true or false"
+            ),
+            read_only=_expect(
+                body.get("read_only", False), bool, f"{at}.read_only", "true or false"
             ),
             variables=_text_map(body.get("variables", {}), f"{at}.variables"),
             secrets=secrets,
@@ -284,6 +304,8 @@ class ConsoleSettings:
     sandbox: FaultInjector | None = None
     #: where evidence reports are written
     evidence_dir: Path | None = None
+    #: ``--read-only``: mutating steps do not run in any environment
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         self.home = Path(self.home)
@@ -292,3 +314,15 @@ class ConsoleSettings:
             self.initial_runbook = Path(self.initial_runbook)
         if self.evidence_dir is not None:
             self.evidence_dir = Path(self.evidence_dir)
+
+
+def read_only_reason(environment: Environment, requested: bool = False) -> str | None:
+    """Why mutating steps do not run here (None: they do): the flag, or the config."""
+    if requested:
+        return "read-only mode (--read-only): steps that change something do not run"
+    if environment.read_only:
+        return (
+            f"{environment.name} is read-only (read_only = true in the config): steps that "
+            "change something do not run"
+        )
+    return None

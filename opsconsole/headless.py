@@ -246,12 +246,18 @@ async def run_check(
     require_automated: bool = False,
     run_commands: bool = False,
     keep_going: bool = False,
+    read_only: bool = False,
 ) -> CheckReport:
     """Walk ``runbook`` headless. With ``run_commands``, plain shell blocks run (in one
     shell session, in order) and the first failing one stops the run unless
-    ``keep_going``."""
+    ``keep_going``. ``read_only`` (or ``read_only = true`` on the environment): mutating
+    steps are skipped with the reason, never run, never passed."""
+    from .config import read_only_reason
+
     operator = operator or HeadlessOperator(protected=environment.protected)
-    session = open_session(runbook, environment, home)
+    session = open_session(
+        runbook, environment, home, mutations_off=read_only_reason(environment, read_only)
+    )
     report = CheckReport(
         runbook, environment, session.run.id, require_automated=require_automated,
         run_commands=run_commands,
@@ -262,7 +268,10 @@ async def run_check(
             if session.finished:
                 break
             try:
-                await session.execute(step.id, operator=operator)
+                if step.mutating and (why := session.mutations_blocked()):
+                    session.skip(step.id, why)  # shown and recorded, never run
+                else:
+                    await session.execute(step.id, operator=operator)
             except StepRefused as exc:
                 result = session.result(step.id)
                 result.status = StepStatus.FAILED

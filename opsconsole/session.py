@@ -138,8 +138,13 @@ class RunSession:
         clock: Clock | None = None,
         lock: RunLock | None = None,
         read_only: bool = False,
+        mutations_off: str | None = None,
     ) -> None:
         self.runbook = runbook
+        #: read-only mode: why steps that change something do not run (None: they run).
+        #: Unlike ``read_only`` the run is written, and a break-glass lifts it for a while.
+        self.mutations_off = mutations_off
+        self._glass_until: float | None = None
         #: this console holds the run (None: read-only, or a caller that does not lock)
         self.lock = lock
         #: looking only: nothing runs, nothing is written (another console holds the run)
@@ -418,6 +423,52 @@ class RunSession:
                 )
         return None
 
+    # -- read-only mode and break-glass ------------------------------------------------
+
+    def mutations_blocked(self) -> str | None:
+        """Why a mutating step may not run now (None: it may): read-only mode, unless a
+        break-glass is in force."""
+        if self.mutations_off is None or self.break_glass_left() is not None:
+            return None
+        return self.mutations_off
+
+    def break_glass_left(self) -> float | None:
+        """Seconds left of the break-glass in force (None: none, or it expired)."""
+        if self._glass_until is None:
+            return None
+        left = self._glass_until - self.clock.monotonic()
+        return left if left > 0 else None
+
+    def break_glass(self, reason: str, minutes: int) -> str:
+        """Lift read-only mode for ``minutes``: audited first (``break_glass``, with the
+        reason, operator and expiry); if that record cannot be written nothing is lifted.
+        Returns the expiry (UTC, ISO)."""
+        from datetime import UTC, datetime, timedelta
+
+        reason = reason.strip()
+        if not reason:
+            raise StepRefused("a break-glass needs a reason (it goes into the audit log)")
+        if self.mutations_off is None:
+            raise StepRefused("this run is not read-only: there is no glass to break")
+        self._refuse_if_read_only()
+        expires = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(
+            timespec="seconds"
+        ).replace("+00:00", "Z")
+        self._head(
+            self.audit.append(
+                "break_glass",
+                run=self.run.id,
+                environment=self.environment.name,
+                protected=self.environment.protected,
+                operator=self.operator,
+                reason=self.redactor.redact(reason),
+                minutes=minutes,
+                expires=expires,
+            )
+        )
+        self._glass_until = self.clock.monotonic() + minutes * 60
+        return expires
+
     def _refuse_if_read_only(self) -> None:
         if self.read_only:
             raise StepRefused(
@@ -477,6 +528,8 @@ class RunSession:
         step = self.runbook.step(step_id)
         result = self.run.result(step_id)
         self._refuse_if_read_only()
+        if step.mutating and (why := self.mutations_blocked()):
+            raise StepRefused(f"not run: {why}. Skip it with a reason, or break glass (b).")
         if self.running is not None:
             raise StepRefused(f"step {self.running!r} is still running")
         if self.finished:
@@ -563,6 +616,9 @@ class RunSession:
             if not step.needs_human:
                 # a crash from here on leaves RUNNING behind, which resume reads
                 self._save_step(result)
+                # the step's first checkpoint (what it sent) is never held back by the
+                # previous step's
+                self._last_checkpoint = float("-inf")
                 operator.event(step, Started())
 
         started = time.perf_counter()
@@ -887,6 +943,7 @@ def open_session(
     clients: Clients | None = None,
     read_only: bool = False,
     lock: RunLock | None = None,
+    mutations_off: str | None = None,
 ) -> RunSession:
     """A session with the standard store and audit log under ``home``.
 
@@ -915,6 +972,7 @@ def open_session(
             clients=clients,
             lock=lock,
             read_only=read_only,
+            mutations_off=mutations_off,
         )
         if not read_only and session.lock is None:
             session.lock = RunLock.acquire(home, session.run.id)

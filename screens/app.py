@@ -76,6 +76,7 @@ class OpsConsoleApp(App[int]):
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
+        Binding("question_mark", "help", "Help", show=False, tooltip="Help, as F1"),
     ]
 
     #: the environment new walkthroughs open in; screens watch it
@@ -223,8 +224,11 @@ class OpsConsoleApp(App[int]):
                         self.notify(str(exc), severity="error", markup=False)
                         return
         try:
+            from opsconsole.config import read_only_reason
+
             session = open_session(
-                runbook, environment, home, resume=resume, read_only=read_only, lock=lock
+                runbook, environment, home, resume=resume, read_only=read_only, lock=lock,
+                mutations_off=read_only_reason(environment, self.settings.read_only),
             )
             problems = await session.start()
         except OpsConsoleError as exc:
@@ -234,6 +238,9 @@ class OpsConsoleApp(App[int]):
             return
         walkthrough = WalkthroughScreen(session, self.settings)
         await self.push_screen(walkthrough)
+        if resume is not None and not read_only:
+            await self._restore_faults(resume.id)
+        self.remember_faults()
         if focus_step is not None and focus_step in {step.id for step in runbook.steps}:
             walkthrough.jump_to(focus_step)
         for problem in [*problems, *session.warnings]:
@@ -348,6 +355,60 @@ class OpsConsoleApp(App[int]):
     def _faults_changed(self) -> None:
         sandbox = self.settings.sandbox
         self.active_faults = tuple(sorted(sandbox.active_faults)) if sandbox is not None else ()
+        self.remember_faults()
+
+    def _faults_file(self, run_id: str) -> Path:
+        from opsconsole.files import inside
+
+        return inside(self.settings.home / "sandbox-faults", f"{run_id}.json")
+
+    def remember_faults(self) -> None:
+        """The sandbox faults in force for the open run, kept beside its state: a demo killed
+        mid-run comes back with the same faults when the run is resumed."""
+        sandbox, walkthrough = self.settings.sandbox, self.walkthrough
+        if sandbox is None or walkthrough is None or walkthrough.session.read_only:
+            return
+        import json
+
+        from opsconsole.files import atomic_write
+
+        try:
+            atomic_write(self._faults_file(walkthrough.session.run.id),
+                         json.dumps(sorted(sandbox.active_faults)))
+        except OSError as exc:
+            self.notify(f"Cannot remember the sandbox faults: {exc.strerror or exc}",
+                        severity="warning", markup=False)
+
+    async def _restore_faults(self, run_id: str) -> None:
+        """Switch back on the faults that were in force when this run was interrupted."""
+        import json
+
+        sandbox = self.settings.sandbox
+        if sandbox is None:
+            return
+        try:
+            saved = json.loads(self._faults_file(run_id).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # never recorded (not a sandbox run, or an older run): nothing to restore
+        wanted = [name for name in saved if isinstance(name, str)]
+        missing = sorted(set(wanted) - sandbox.active_faults)
+        restored: list[str] = []
+        for name in missing:
+            try:
+                await asyncio.to_thread(sandbox.set_fault, name, True)
+            except OpsConsoleError as exc:
+                self.notify(f"Cannot restore sandbox fault {name}: {exc}", severity="warning",
+                            markup=False)
+                continue
+            restored.append(name)
+        self.active_faults = tuple(sorted(sandbox.active_faults))
+        if restored:
+            self.notify(
+                "Sandbox faults restored as they were when this run stopped: "
+                + ", ".join(restored) + ". ctrl+p clears them.",
+                title="Faults restored",
+                markup=False,
+            )
 
     # -- unexpected errors -----------------------------------------------------------
 
@@ -397,7 +458,15 @@ class OpsConsoleApp(App[int]):
         if not self.run_in_progress():
             self.exit(0)
             return
-        self.push_screen(QuitDialog(), callback=self._quit_answered)
+        walkthrough = self.walkthrough
+        running = None
+        if walkthrough is not None:
+            running = walkthrough.running_step or walkthrough.session.running
+        step = walkthrough.session.runbook.step(running) if walkthrough and running else None
+        self.push_screen(
+            QuitDialog(step.title if step else None, bool(step and step.mutating)),
+            callback=self._quit_answered,
+        )
 
     def _quit_answered(self, quit_now: bool | None) -> None:
         if quit_now:

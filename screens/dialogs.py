@@ -7,6 +7,7 @@ as plain text, never as markup.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import on
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from opsconsole.run import StepResult
 
 __all__ = [
+    "BreakGlassDialog",
     "CancelStepDialog",
     "ChoiceDialog",
     "ConfirmStepDialog",
@@ -42,6 +44,16 @@ __all__ = [
 ]
 
 ResultT = TypeVar("ResultT")
+
+#: keys that reach a dialog which confirms an action this soon after it opened are ignored:
+#: an Enter held down, or pressed twice, must never confirm what the operator has not read
+KEY_GUARD_S = 0.3
+
+
+def placeholder(text: str) -> str:
+    """``[text]``: an input's hint, told apart from typed text without colour (NO_COLOR
+    drops the dim style a placeholder otherwise has)."""
+    return f"[{visible(text)}]" if text else ""
 
 
 def home_relative(path: str) -> str:
@@ -83,6 +95,10 @@ class Dialog(ModalScreen[ResultT]):
         max-width: 100%;
         height: auto;
         max-height: 100%;
+        /* a small terminal (60x20): the frame scrolls, and focusing a button (tab)
+           scrolls it into view */
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
         border: thick $primary;
         border-title-style: bold;
         border-title-color: $text;
@@ -149,6 +165,16 @@ class Dialog(ModalScreen[ResultT]):
     TITLE_TEXT = ""
     #: id of the widget focused when the dialog opens
     FIRST_FOCUS: str | None = None
+    #: the dialog confirms an action: answers in the first :data:`KEY_GUARD_S` are ignored
+    GUARDED = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._opened_at = time.monotonic()
+
+    def too_soon(self) -> bool:
+        """True while a guarded dialog is too fresh to take an answer (see KEY_GUARD_S)."""
+        return self.GUARDED and time.monotonic() - self._opened_at < KEY_GUARD_S
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as frame:
@@ -164,6 +190,7 @@ class Dialog(ModalScreen[ResultT]):
         yield from ()
 
     def on_mount(self) -> None:
+        self._opened_at = time.monotonic()
         if self.FIRST_FOCUS:
             self.query_one(f"#{self.FIRST_FOCUS}").focus()
 
@@ -189,7 +216,7 @@ class ChoiceDialog(Dialog[Reply | None]):
     away is never lost; enter answers with the question's default choice."""
 
     TITLE_TEXT = "Question"
-    NOTE_PLACEHOLDER = "Note (optional; goes into the evidence)"
+    NOTE_PLACEHOLDER = "[note, optional: goes into the evidence]"
 
     def __init__(self, step: Step, question: Choose) -> None:
         super().__init__()
@@ -262,7 +289,7 @@ class ConfirmStepDialog(ChoiceDialog):
     """An ``ops confirm`` step: a yes/no question recorded in the run."""
 
     TITLE_TEXT = "Confirm"
-    NOTE_PLACEHOLDER = "Note (optional)"
+    NOTE_PLACEHOLDER = "[note, optional]"
 
 
 class InputDialog(Dialog[Reply | None]):
@@ -288,7 +315,7 @@ class InputDialog(Dialog[Reply | None]):
             hint += f"; must match /{question.pattern}/"
         yield SafeText(Content(hint), classes="dialog-muted")
         yield Input(
-            placeholder=visible(question.placeholder or question.default or ""),
+            placeholder=placeholder(question.placeholder or question.default or ""),
             password=question.secret,
             id="value",
             compact=True,
@@ -342,7 +369,7 @@ class SkipReasonDialog(Dialog[str | None]):
             Content("The reason is required; it is recorded in the run and the evidence."),
             classes="dialog-muted",
         )
-        yield Input(placeholder="Reason for skipping", id="reason", compact=True)
+        yield Input(placeholder="[reason for skipping]", id="reason", compact=True)
         yield self.error_line()
 
     def compose_buttons(self) -> ComposeResult:
@@ -372,8 +399,9 @@ class SkipReasonDialog(Dialog[str | None]):
 class TypedConfirmDialog(Dialog[Reply | None]):
     """A mutating step in a protected environment: type the environment's name to go on."""
 
-    TITLE_TEXT = "Protected environment"
+    TITLE_TEXT = "Type the environment's name to run this step"
     FIRST_FOCUS = "environment"
+    GUARDED = True
 
     def __init__(self, step: Step, question: TypeToConfirm) -> None:
         super().__init__(classes="-danger")
@@ -385,23 +413,22 @@ class TypedConfirmDialog(Dialog[Reply | None]):
         return self.question.expected
 
     def compose_body(self) -> ComposeResult:
-        yield SafeText(
-            Content.assemble(
-                ("PROTECTED: ", "bold $text-error"),
-                (self.environment, "bold"),
-                " — this step changes something:",
-            ),
-            classes="dialog-text",
-        )
+        # said once: what runs, where (the protected environment), and what to type
         yield SafeText(Content.assemble((self.step.title, "bold")), classes="dialog-text")
         yield SafeText(Content(self.question.action), classes="dialog-code")
         yield SafeText(
             Content.assemble(
-                "Type ", (self.environment, "bold"), " to run it, or escape to cancel."
+                "This changes something in ",
+                ("PROTECTED ", "bold $text-error"),
+                (self.environment, "bold"),
+                ". Type its name to run it; escape cancels.",
             ),
             classes="dialog-text",
         )
-        yield Input(placeholder=visible(self.environment), id="environment", compact=True)
+        # brackets: without colour (NO_COLOR) a placeholder must not look like typed text
+        yield Input(
+            placeholder=visible(f"[type {self.environment}]"), id="environment", compact=True
+        )
         yield self.error_line()
 
     def compose_buttons(self) -> ComposeResult:
@@ -409,6 +436,8 @@ class TypedConfirmDialog(Dialog[Reply | None]):
         yield Button("Cancel", id="cancel", compact=True)
 
     def _submit(self) -> None:
+        if self.too_soon():
+            return
         typed = self.query_one("#environment", Input).value.strip()
         if typed != self.environment:
             self.show_error(f"That is not {self.environment!r}: type the name exactly.")
@@ -424,8 +453,12 @@ class TypedConfirmDialog(Dialog[Reply | None]):
     def _pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "confirm":
             self._submit()
-        else:
+        elif not self.too_soon():
             self.dismiss(None)
+
+
+#: what an interrupted step's result says when nothing more specific is known
+_INTERRUPTED = "It was interrupted while it ran: it may or may not have acted."
 
 
 class UnknownOutcomeDialog(Dialog[bool | None]):
@@ -433,6 +466,7 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
 
     TITLE_TEXT = "Outcome unknown"
     FIRST_FOCUS = "cancel"
+    GUARDED = True
 
     def __init__(self, step: Step, result: StepResult) -> None:
         super().__init__(classes="-danger")
@@ -444,15 +478,14 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
             Content.assemble(("? ", "bold $text-warning"), (self.step.title, "bold")),
             classes="dialog-text",
         )
+        # the result's own words say what happened; the advice is not said a second time
+        detail = self.result.detail or _INTERRUPTED
+        check = "" if "check the system" in detail.lower() else "Check the system first. "
+        yield SafeText(Content(detail), classes="dialog-muted")
         yield SafeText(
-            Content(
-                "This step was interrupted while it ran: it may or may not have acted. "
-                "Check the system first. Then re-run it, or skip it (s) with a reason."
-            ),
+            Content(f"{check}Re-run it anyway, or cancel and skip it (s) with a reason."),
             classes="dialog-text",
         )
-        if self.result.detail:
-            yield SafeText(Content(self.result.detail), classes="dialog-muted")
 
     def compose_buttons(self) -> ComposeResult:
         yield Button("Re-run anyway", variant="warning", id="rerun", compact=True)
@@ -460,14 +493,29 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "rerun")
+        if not self.too_soon():
+            self.dismiss(event.button.id == "rerun")
+
+
+def this_machine() -> str:
+    """``this machine (ops-laptop)``: where a local command runs, in the operator's words."""
+    import socket
+
+    try:
+        name = socket.gethostname()
+    except OSError:
+        name = ""
+    return f"this machine ({visible(name)})" if name else "this machine"
 
 
 class PlanDialog(Dialog[Reply | None]):
-    """Approve a plan before it runs: the exact commands or requests, and where they run."""
+    """Approve a plan before it runs: the exact commands or requests, and where they run.
+
+    Cancel has focus; keys in the dialog's first moments are ignored (KEY_GUARD_S)."""
 
     TITLE_TEXT = "Run a shell command"
     FIRST_FOCUS = "cancel"
+    GUARDED = True
 
     def __init__(self, step: Step, question: ApprovePlan, environment: str) -> None:
         super().__init__()
@@ -477,17 +525,19 @@ class PlanDialog(Dialog[Reply | None]):
 
     def compose_body(self) -> ComposeResult:
         question = self.question
-        parts: list[str | tuple[str, str]] = [
-            f"{question.prompt} It runs on ",
-            (question.where or "this machine", "bold"),
+        yield SafeText(Content(question.prompt), classes="dialog-text")
+        yield SafeText(Content("\n".join(self.question.plan)), classes="dialog-code")
+        where: list[str | tuple[str, str]] = [
+            ("Runs on   ", "$text-muted"),
+            (this_machine() if question.where in {"", "this machine"} else question.where, "bold"),
         ]
         if question.directory:
-            parts += [", in ", (home_relative(question.directory), "bold")]
-        parts += [" (environment ", (self.environment, "bold"), "):"]
-        yield SafeText(Content.assemble(*parts), classes="dialog-text")
-        yield SafeText(Content("\n".join(self.question.plan)), classes="dialog-code")
+            directory = home_relative(question.directory)
+            where += ["\n", ("in        ", "$text-muted"), (directory, "bold")]
+        where += ["\n", ("for       ", "$text-muted"), (self.environment, "bold")]
+        yield SafeText(Content.assemble(*where), classes="dialog-text")
         yield SafeText(
-            Content("Tab to Run and press enter to run it exactly as shown."),
+            Content("Tab to Run, then enter, to run it exactly as shown."),
             classes="dialog-muted",
         )
 
@@ -497,7 +547,8 @@ class PlanDialog(Dialog[Reply | None]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(Reply("yes") if event.button.id == "run" else None)
+        if not self.too_soon():
+            self.dismiss(Reply("yes") if event.button.id == "run" else None)
 
 
 class CancelStepDialog(Dialog[bool | None]):
@@ -529,11 +580,31 @@ class CancelStepDialog(Dialog[bool | None]):
         self.dismiss(event.button.id == "stop")
 
 
+def quit_consequence(title: str | None, mutating: bool) -> str:
+    """What quitting now does to the step that is running, in the operator's words."""
+    if title is None:
+        return "No step is running: nothing is interrupted."
+    if mutating:
+        return (
+            f"{title} is running and changes something: it is stopped, and its outcome "
+            "becomes unknown. Check the system before you run it again."
+        )
+    return (
+        f"{title} is running and changes nothing: it is stopped and comes back pending; "
+        "run it again after you resume."
+    )
+
+
 class QuitDialog(Dialog[bool | None]):
-    """ctrl+q with a run in progress."""
+    """ctrl+q with a run in progress: says what happens to the step that is running."""
 
     TITLE_TEXT = "Quit opsconsole?"
     FIRST_FOCUS = "stay"
+
+    def __init__(self, running_title: str | None = None, mutating: bool = False) -> None:
+        super().__init__()
+        self.running_title = running_title
+        self.mutating = mutating
 
     def compose_body(self) -> ComposeResult:
         yield SafeText(
@@ -541,7 +612,8 @@ class QuitDialog(Dialog[bool | None]):
             classes="dialog-text",
         )
         yield SafeText(
-            Content("A step that is still running is interrupted and comes back as unknown."),
+            Content(quit_consequence(self.running_title, self.mutating)),
+            id="quit-consequence",
             classes="dialog-muted",
         )
 
@@ -552,6 +624,61 @@ class QuitDialog(Dialog[bool | None]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "quit")
+
+
+class BreakGlassDialog(Dialog[str | None]):
+    """Lift read-only mode for a while: a reason is required; it is audited with the
+    operator and the expiry."""
+
+    TITLE_TEXT = "Break glass"
+    FIRST_FOCUS = "reason"
+    GUARDED = True
+
+    def __init__(self, environment: str, minutes: int) -> None:
+        super().__init__(classes="-danger")
+        self.environment = environment
+        self.minutes = minutes
+
+    def compose_body(self) -> ComposeResult:
+        yield SafeText(
+            Content.assemble(
+                "Steps that change something will run in ",
+                (self.environment, "bold"),
+                " for ",
+                (f"{self.minutes} minutes", "bold"),
+                "; then it is read-only again. Your reason, your name and the expiry go into "
+                "the audit log.",
+            ),
+            classes="dialog-text",
+        )
+        yield Input(placeholder="[reason, e.g. INC-1234: rollback approved]", id="reason",
+                    compact=True)
+        yield self.error_line()
+
+    def compose_buttons(self) -> ComposeResult:
+        yield Button("Break glass", variant="error", id="break", compact=True)
+        yield Button("Cancel", id="cancel", compact=True)
+
+    def _submit(self) -> None:
+        if self.too_soon():
+            return
+        reason = self.query_one("#reason", Input).value.strip()
+        if not reason:
+            self.show_error("A break-glass needs a reason.")
+            self.query_one("#reason", Input).focus()
+            return
+        self.dismiss(reason)
+
+    @on(Input.Submitted, "#reason")
+    def _submitted(self) -> None:
+        self._submit()
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "break":
+            self._submit()
+        elif not self.too_soon():
+            self.dismiss(None)
 
 
 class ErrorDialog(Dialog[None]):

@@ -27,6 +27,7 @@ class GateDialog(Dialog[Reply | None]):
 
     CSS_PATH = "gate.tcss"
     TITLE_TEXT = "Go / no-go"
+    GUARDED = True
 
     def __init__(self, step: Step, question: GateQuestion) -> None:
         super().__init__()
@@ -58,7 +59,7 @@ class GateDialog(Dialog[Reply | None]):
                 id="gate-blockers",
             )
         yield Input(
-            placeholder="Reason (optional; recorded with the decision)", id="reason", compact=True
+            placeholder="[reason, optional: recorded with the decision]", id="reason", compact=True
         )
         yield self.error_line()
 
@@ -75,6 +76,8 @@ class GateDialog(Dialog[Reply | None]):
 
     @on(Input.Submitted, "#reason")
     def _submitted(self) -> None:
+        if self.too_soon():
+            return
         if self.blockers:
             self.show_error("Go is blocked (see above): choose No-go or Cancel.")
             return
@@ -82,6 +85,8 @@ class GateDialog(Dialog[Reply | None]):
 
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
+        if self.too_soon():
+            return
         if event.button.id in {"go", "no-go"}:
             self.dismiss(Reply(event.button.id, self._reason()))
         else:

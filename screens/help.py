@@ -21,12 +21,15 @@ How to walk a runbook
     selected step, its request or command, and its last result.
  3. enter (or r) runs or answers the selected step; the cursor
     then moves to the next unfinished one: enter, enter, enter.
-    A failed step stays selected: r retries it, n moves on.
+    A failed step stays selected: r retries it, u moves on;
+    n / N jump to the next / previous failed or unknown step.
  4. Shell commands always show the exact command first. Skip what
     does not apply with s and a reason. A phase ends in a gate
-    (g): go needs every step of the phase passed or skipped.
+    (d): go needs every step of the phase passed or skipped.
  5. The run is saved after every step: quit any time, resume
     later. e exports the evidence report.
+ 6. READ-ONLY on the banner: steps that change something do not
+    run. b breaks glass for a while (a reason; audited).
 
 Marks  · pending  ◌ running  ✓ passed  ✗ failed  ↷ skipped
        ? unknown  ! the step changes something (mutating)"""
@@ -45,6 +48,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Close help"),
         Binding("f1", "close", "Close help"),
+        Binding("question_mark", "close", "Close help", show=False),
         Binding("q", "close", "Close help", show=False),
     ]
 
@@ -54,24 +58,28 @@ class HelpScreen(ModalScreen[None]):
         self.screen_name = screen.sub_title or type(screen).__name__
 
     def _keys_of(self, screen: Screen[object]) -> list[tuple[str, str]]:
-        rows: list[tuple[str, str]] = []
-        seen: set[str] = set()
+        rows: dict[str, tuple[list[str], str]] = {}
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or binding.action in _GENERIC_ACTIONS:
                 continue
-            if binding.action in seen:
+            # a widget's own keys (cursor moves, scrolling) are summarised below, unless
+            # they say what they do (j k g G)
+            if not (binding.show or binding.tooltip or isinstance(active.node, Screen)
+                    or active.node is self.app):
                 continue
-            # widget keys (cursor moves, scrolling) are summarised below, not listed one by one
-            if not (binding.show or isinstance(active.node, Screen) or active.node is self.app):
+            key = self.app.get_key_display(binding)
+            action = binding.action.removeprefix("app.")  # the screen's f1 is the app's help
+            if action in rows:  # another key for the same thing: one row
+                rows[action][0].append(key)
                 continue
-            seen.add(binding.action)
-            text = binding.tooltip or binding.description
-            rows.append((self.app.get_key_display(binding), text))
-        rows.append(("↑ ↓", "Move the cursor"))
-        rows.append(("tab", "Next pane (then ↑ ↓ pgup pgdn scroll it)"))
-        rows.append(("^p", "Command palette: runbooks, steps, environments"))
-        return rows
+            rows[action] = ([key], binding.tooltip or binding.description)
+        listed = [(" ".join(keys), text) for keys, text in rows.values()]
+        listed.append(("↑ ↓", "Move the cursor"))
+        rows_out = listed
+        rows_out.append(("tab", "Next pane (then ↑ ↓ pgup pgdn scroll it)"))
+        rows_out.append(("^p", "Command palette: runbooks, steps, environments"))
+        return rows_out
 
     def compose(self) -> ComposeResult:
         width = max(len(key) for key, _ in self.keys) + 2
@@ -82,7 +90,7 @@ class HelpScreen(ModalScreen[None]):
             lines += [(key.ljust(width), "bold $text-accent"), description]
         with Vertical(id="help-frame") as frame:
             frame.border_title = "Help"
-            frame.border_subtitle = "escape or F1 to close"
+            frame.border_subtitle = "escape, ? or F1 to close"
             with VerticalScroll(id="help-body"):
                 yield Static(
                     Content.assemble(("Keys", "bold underline"), ("  " + self.screen_name, "dim")),

@@ -15,8 +15,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from .banner import EnvironmentBanner
+from .filter_bar import FilterBar
 
 if TYPE_CHECKING:
+    from opsconsole.model import Runbook
+
     from .app import OpsConsoleApp
     from .catalog import RunbookEntry
 
@@ -34,6 +37,10 @@ class RunbookTable(DataTable[Text]):
         Binding("enter", "select_cursor", "Open", tooltip="Open the highlighted runbook"),
         Binding("home", "first_row", "First runbook", show=False),
         Binding("end", "last_row", "Last runbook", show=False),
+        Binding("j", "cursor_down", "Down", show=False, tooltip="Next runbook (as ↓)"),
+        Binding("k", "cursor_up", "Up", show=False, tooltip="Previous runbook (as ↑)"),
+        Binding("g", "first_row", "First", show=False, tooltip="First runbook (as home)"),
+        Binding("G", "last_row", "Last", show=False, tooltip="Last runbook (as end)"),
     ]
 
     def action_first_row(self) -> None:
@@ -55,6 +62,8 @@ class HomeScreen(Screen[None]):
         Binding("e", "pick_environment", "Environment", tooltip="Switch the environment"),
         Binding("r", "reload", "Reload", tooltip="Read the runbook files again"),
         Binding("d", "dashboard", "Dashboard", tooltip="Health checks of this environment"),
+        Binding("slash", "filter", "Filter", tooltip="Filter the runbooks (escape clears)"),
+        Binding("q", "app.quit", "Quit", show=False, tooltip="Quit opsconsole (as ctrl+q)"),
     ]
 
     class CatalogLoaded(Message):
@@ -81,16 +90,15 @@ class HomeScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         yield EnvironmentBanner(id="home-environment")
+        yield FilterBar(id="home-filter")
         yield RunbookTable(id="runbooks", cursor_type="row", zebra_stripes=True)
         yield Static(Content("Reading runbooks…"), id="runbook-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "runbooks"
-        banner = self.query_one(EnvironmentBanner)
         self.watch(self.app, "environment_name", self._environment_changed)
         self.watch(self.app, "active_faults", self._faults_changed)
-        banner.environment_name = self.ops_app.environment.name
         self._build_columns()
         # parse after the first frame: the operator sees the console at once
         self.call_after_refresh(self.load_catalog)
@@ -119,6 +127,7 @@ class HomeScreen(Screen[None]):
         banner.environment_name = environment.name
         banner.protected = environment.protected
         banner.description = environment.description
+        banner.read_only = environment.read_only or self.ops_app.settings.read_only
         self.set_class(environment.protected, "-protected")
 
     # -- the catalog ---------------------------------------------------------------
@@ -151,6 +160,9 @@ class HomeScreen(Screen[None]):
     # -- the table -----------------------------------------------------------------
 
     def on_resize(self) -> None:
+        from .status import fit_footer
+
+        fit_footer(self)
         table = self.query_one(RunbookTable)
         if table.size.width and table.size.width != self._table_width:
             self._build_columns()
@@ -196,7 +208,10 @@ class HomeScreen(Screen[None]):
             except Exception:  # noqa: BLE001 - an empty or rebuilt table has no cursor cell
                 highlighted = None
         table.clear()
+        wanted = self.query_one(FilterBar).value.casefold()
         for entry in self._entries.values():
+            if wanted and not self._matches(entry, wanted):
+                continue
             if entry.ok and entry.runbook is not None:
                 runbook = entry.runbook
                 text, variable = last_run_summary(entry.last_run)
@@ -220,7 +235,7 @@ class HomeScreen(Screen[None]):
                     self._cell("✗ cannot open", error),
                     key=entry.key,
                 )
-        if highlighted in self._entries:
+        if highlighted in self._entries and any(key.value == highlighted for key in table.rows):
             table.move_cursor(row=table.get_row_index(highlighted))
         if not self._entries:
             self.query_one("#runbook-detail", Static).update(
@@ -228,6 +243,25 @@ class HomeScreen(Screen[None]):
             )
         else:
             self._show_detail()
+
+    @staticmethod
+    def _matches(entry: RunbookEntry, wanted: str) -> bool:
+        runbook = entry.runbook
+        words = [entry.title, str(entry.path.name)]
+        if runbook is not None:
+            words += [runbook.title, runbook.service or "", *runbook.tags]
+        return wanted in " ".join(words).casefold()
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Changed, "#home-filter")
+    def _filter_changed(self) -> None:
+        self._fill_table()
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.query_one(RunbookTable).focus()
 
     @property
     def highlighted_entry(self) -> RunbookEntry | None:
@@ -268,6 +302,7 @@ class HomeScreen(Screen[None]):
         lines: list[str | tuple[str, str]] = [(display_path(entry.path), "$text-muted")]
         if runbook.description:
             lines += ["\n", " ".join(runbook.description.split())]
+        outline = self._outline(runbook)
         run = entry.last_run
         if run is not None:
             counts = run_counts(run)
@@ -283,7 +318,29 @@ class HomeScreen(Screen[None]):
                 + (" (a rehearsal)" if run.rehearsal else "")
                 + f", {counts_text(counts)} ({when})",
             ]
-        detail.update(Content.assemble(*lines))
+        detail.update(Content.assemble(*lines, *outline))
+
+    @staticmethod
+    def _outline(runbook: Runbook) -> list[str | tuple[str, str]]:
+        """The runbook's phases with their step counts (the room a tall terminal has)."""
+        from .status import visible
+
+        parts: list[str | tuple[str, str]] = ["\n", ("Sections", "bold")]
+        for section in runbook.sections:
+            if not section.step_ids:
+                continue
+            steps = [runbook.step(step_id) for step_id in section.step_ids]
+            manual = sum(step.needs_human for step in steps)
+            mutating = sum(step.mutating for step in steps)
+            extra = [f"{manual} manual"] if manual else []
+            extra += [f"{mutating} change something"] if mutating else []
+            count = f"{len(steps)} step{'s' if len(steps) != 1 else ''}"
+            parts += [
+                "\n  ",
+                visible(section.title),
+                (f"  {count}" + (f" ({', '.join(extra)})" if extra else ""), "$text-muted"),
+            ]
+        return parts
 
     @on(DataTable.RowHighlighted)
     def _row_highlighted(self) -> None:

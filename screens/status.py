@@ -13,11 +13,16 @@ from textual.content import Content
 from opsconsole.run import RunStatus, StepStatus
 
 if TYPE_CHECKING:
+    from typing import Any
+
+    from textual.screen import Screen
+
     from opsconsole.model import Step
     from opsconsole.run import Run, StepResult
 
 __all__ = [
     "MUTATING_MARK",
+    "fit_footer",
     "STATUS_ICON",
     "STATUS_STYLE",
     "counts_content",
@@ -93,6 +98,17 @@ def visible_content(content: Content) -> Content:
     return Content(safe, spans=list(content.spans))
 
 
+def fit_footer(screen: Screen[Any]) -> None:
+    """A narrow terminal keeps every key it can in the footer: compact spacing below 100
+    columns, and no command-palette hint below 80 (^p still works; help lists it)."""
+    from textual.widgets import Footer
+
+    for footer in screen.query(Footer):
+        width = screen.size.width
+        footer.compact = width < 100
+        footer.show_command_palette = width >= 80
+
+
 def status_content(status: StepStatus, *, label: bool = False) -> Content:
     text = STATUS_ICON[status] + (f" {status.value.upper()}" if label else "")
     return Content.assemble((text, STATUS_STYLE[status]))
@@ -113,13 +129,14 @@ def run_counts(run: Run) -> dict[str, int]:
     return counts
 
 
-def counts_content(counts: dict[str, int]) -> Content:
+def counts_content(counts: dict[str, int], *, compact: bool = False) -> Content:
+    """``✓4 ✗1 ↷0 ?0 ·25``; ``compact`` (a narrow banner) leaves out every zero."""
     parts: list[str | tuple[str, str]] = []
     for status in (StepStatus.PASSED, StepStatus.ANSWERED, StepStatus.FAILED,
                    StepStatus.SKIPPED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE,
                    StepStatus.CANCELLED, StepStatus.PENDING):
         count = counts.get(status.value, 0)
-        if not count and status in OPTIONAL_COUNTS:
+        if not count and (compact or status in OPTIONAL_COUNTS):
             continue
         if parts:
             parts.append(" ")

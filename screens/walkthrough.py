@@ -37,17 +37,29 @@ from opsconsole.operator import (
 from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
-from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
+from .dialogs import (
+    BreakGlassDialog,
+    CancelStepDialog,
+    ErrorDialog,
+    SkipReasonDialog,
+    UnknownOutcomeDialog,
+)
+from .filter_bar import FilterBar
 from .shell_pane import ShellVariablesPane, has_plain_blocks
-from .status import STATUS_ICON, counts_content, counts_text, visible
+from .status import STATUS_ICON, counts_content, counts_text, fit_footer, visible
 from .step_detail import StepDetail
 from .step_list import StepList
 from .views import view_for
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from opsconsole.config import ConsoleSettings
     from opsconsole.model import Step
     from opsconsole.session import RunSession
+
+#: what n / N jump between: steps that need the operator's attention
+ATTENTION = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
 
 #: at most one progress-log redraw per this many seconds, however fast a step reports
 REDRAW_INTERVAL = 0.1
@@ -142,17 +154,33 @@ class WalkthroughScreen(Screen[None]):
     AUTO_FOCUS = "StepList"
 
     BINDINGS: ClassVar[list[BindingType]] = [
+        # escape and F1 first: on a narrow footer the last keys are the ones cut off
+        Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+        Binding("f1", "app.help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
         Binding("r", "run_step", "Run/retry", show=False,
                 tooltip="Run (or retry) the selected step"),
-        Binding("n", "next_step", "Next", tooltip="Select the next unfinished step"),
+        Binding("u", "next_step", "Unfinished", tooltip="Select the next unfinished step"),
+        Binding("n", "next_failed", "Next failed", show=False,
+                tooltip="Select the next failed (or unknown) step"),
+        Binding("N", "previous_failed", "Prev failed", show=False,
+                tooltip="Select the previous failed (or unknown) step"),
         Binding("s", "skip_step", "Skip", tooltip="Skip the selected step (a reason is required)"),
         Binding("x", "answer_step", "Answer check", show=False,
                 tooltip="Answer the selected manual check"),
-        Binding("g", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
+        Binding("d", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
         Binding("e", "export_evidence", "Evidence", tooltip="Export the evidence report"),
         Binding("p", "edit_placeholder", "Placeholders", show=False,
                 tooltip="Change a placeholder value given earlier in this run"),
-        Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
+        Binding("slash", "filter", "Filter", show=False,
+                tooltip="Filter the steps by title (enter keeps it, escape clears it)"),
+        Binding("q", "leave", "Back", show=False,
+                tooltip="Back to the runbook list, as escape (keys typed in a field stay there)"),
+        Binding("b", "break_glass", "Break glass",
+                tooltip="Read-only: let steps that change something run for a while (audited)"),
+        Binding("left_square_bracket", "split(-4)", "Narrower", show=False,
+                tooltip="Make the step list narrower"),
+        Binding("right_square_bracket", "split(4)", "Wider", show=False,
+                tooltip="Make the step list wider"),
     ]
 
     # -- messages from workers -----------------------------------------------------
@@ -198,6 +226,8 @@ class WalkthroughScreen(Screen[None]):
         self._section_shown: int | None = None
         self._prose = self._section_prose()
         self.operator = ConsoleOperator(self)
+        #: ticks the break-glass countdown on the banner while one is in force
+        self._glass_timer: Timer | None = None
 
     # -- layout ----------------------------------------------------------------------
 
@@ -208,6 +238,7 @@ class WalkthroughScreen(Screen[None]):
         yield EnvironmentBanner(id="walk-status")
         with Horizontal(id="walk-body"):
             with Vertical(id="walk-steps-pane"):
+                yield FilterBar(id="walk-filter")
                 yield StepList(session.runbook, statuses, id="walk-steps")
                 if has_plain_blocks(session):
                     yield ShellVariablesPane(id="walk-shell", markup=False)
@@ -228,7 +259,7 @@ class WalkthroughScreen(Screen[None]):
         banner = self.query_one(EnvironmentBanner)
         banner.environment_name = session.environment.name
         banner.protected = session.environment.protected
-        banner.read_only = session.read_only
+        banner.read_only = session.read_only or session.mutations_blocked() is not None
         self.watch(self.app, "active_faults", self._faults_changed)
         self.set_class(session.environment.protected, "-protected")
         self._update_status()
@@ -238,6 +269,8 @@ class WalkthroughScreen(Screen[None]):
             self.select_step(step_id)
         if session.read_only:
             self._log(f"Opened run {session.run.id} read-only: another console holds it.")
+        elif session.mutations_off:
+            self._log(f"Run {session.run.id}: {session.mutations_off} (b breaks glass).")
         elif session.resumed:
             self._log(f"Resumed run {session.run.id}.")
         else:
@@ -302,13 +335,10 @@ class WalkthroughScreen(Screen[None]):
 
     def _update_status(self) -> None:
         session = self.session
-        details = Content.assemble(
-            ("run ", "not bold"),
-            (session.run.id, "not bold"),
-            " │ ",
-            counts_content(session.summary()),
-        )
-        self.query_one(EnvironmentBanner).details = details
+        banner = self.query_one(EnvironmentBanner)
+        banner.run_id = session.run.id
+        banner.details = counts_content(session.summary())
+        banner.compact_details = counts_content(session.summary(), compact=True)
 
     def _show_step(self, step_id: str) -> None:
         session = self.session
@@ -427,6 +457,49 @@ class WalkthroughScreen(Screen[None]):
                 return
         self.notify("Every step is finished.", markup=False)
 
+    def action_split(self, columns: int) -> None:
+        """[ / ]: move the split between the step list and the detail."""
+        pane = self.query_one("#walk-steps-pane")
+        width = pane.outer_size.width + columns
+        pane.styles.width = max(20, min(width, self.size.width - 24))
+
+    def on_resize(self) -> None:
+        fit_footer(self)
+
+    def action_next_failed(self) -> None:
+        self._jump_failed(forward=True)
+
+    def action_previous_failed(self) -> None:
+        self._jump_failed(forward=False)
+
+    def _jump_failed(self, *, forward: bool) -> None:
+        """n / N: the next (previous) step that failed or whose outcome is unknown, around."""
+        steps = self.session.runbook.steps
+        current = self.selected_step
+        here = self.session.runbook.index_of(current.id) if current else -1
+        order = [*steps[here + 1 :], *steps[: here + 1]] if forward else [
+            *reversed(steps[:here]), *reversed(steps[here:])
+        ]
+        for step in order:
+            if self.session.result(step.id).status in ATTENTION:
+                self.select_step(step.id)
+                return
+        self.notify("No failed or unknown step in this run.", markup=False)
+
+    def action_filter(self) -> None:
+        self.query_one(FilterBar).open()
+
+    @on(FilterBar.Changed, "#walk-filter")
+    def _filter_changed(self, event: FilterBar.Changed) -> None:
+        self.query_one(StepList).set_filter(event.value)
+        step = self.selected_step
+        if step is not None:
+            self._show_step(step.id)
+
+    @on(FilterBar.Closed)
+    def _filter_closed(self) -> None:
+        self.query_one(StepList).focus()
+
     def action_gate(self) -> None:
         if self._busy():
             return
@@ -437,41 +510,52 @@ class WalkthroughScreen(Screen[None]):
                 return
         self.notify("No undecided gate left in this run.", markup=False)
 
-    @work(group="placeholder", exclusive=True, exit_on_error=False)
-    async def action_edit_placeholder(self) -> None:
-        """p: pick a placeholder answered in this run and give it a new value."""
-        from opsconsole.operator import Choice, Choose, EnterText
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "break_glass":
+            # only where there is glass to break: read-only mode, and this console holds the run
+            return bool(self.session.mutations_off) and not self.session.read_only
+        return True
 
-        from .dialogs import ChoiceDialog, InputDialog
-        from .shell_pane import run_shell
-
+    def action_break_glass(self) -> None:
         session = self.session
-        step = self.selected_step
-        shell = run_shell(session) if has_plain_blocks(session) else None
-        if shell is None or step is None or not shell.placeholders:
-            self.notify("No placeholder has a value in this run yet.", markup=False)
+        if session.break_glass_left() is not None:
+            self.notify("The glass is already broken; the banner shows the time left.",
+                        markup=False)
             return
-        names = sorted(shell.placeholders)
-        name = names[0]
-        if len(names) > 1:
-            picked = await self.app.push_screen_wait(ChoiceDialog(step, Choose(
-                prompt="Which placeholder?", note=False,
-                choices=tuple(Choice(f"n{i}", f"<{n}>") for i, n in enumerate(names)),
-            )))
-            if picked is None or not picked.value:
-                return
-            name = names[int(picked.value[1:])]
-        secret = name in shell.secret_placeholders
-        reply = await self.app.push_screen_wait(InputDialog(step, EnterText(
-            prompt=f"New value for <{name}>", name=name, secret=secret, placeholder=name,
-        )))
-        if reply is None or reply.value is None:
+        minutes = self.settings.config.break_glass_minutes
+        self.app.push_screen(
+            BreakGlassDialog(session.environment.name, minutes),
+            callback=lambda reason: self._glass_broken(reason, minutes),
+        )
+
+    def _glass_broken(self, reason: str | None, minutes: int) -> None:
+        if not reason:
             return
-        if secret:
-            session.secrets.put(name, reply.value)  # redacted everywhere from now on
-        shell.remember(name, reply.value, secret=secret)
-        self._show_shell()
-        self._log(f"<{name}> changed: the next blocks that use it get the new value.")
+        try:
+            expires = self.session.break_glass(reason, minutes)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Still read-only", severity="error", markup=False)
+            return
+        self._log(f"Break-glass until {expires}: steps that change something run. "
+                  f"Reason: {reason}")
+        self._tick_glass()
+        self._glass_timer = self.set_interval(1, self._tick_glass)
+
+    def _tick_glass(self) -> None:
+        """The banner's countdown; when it runs out the console is read-only again."""
+        banner = self.query_one(EnvironmentBanner)
+        left = self.session.break_glass_left()
+        if left is None:
+            banner.break_glass = ""
+            banner.read_only = True
+            if self._glass_timer is not None:
+                self._glass_timer.stop()
+                self._glass_timer = None
+                self._log("Break-glass expired: read-only again.")
+            return
+        whole = int(left)
+        banner.read_only = False
+        banner.break_glass = f"{whole // 60:02d}:{whole % 60:02d}"
 
     def action_export_evidence(self) -> None:
         self.export_evidence()
@@ -643,7 +727,9 @@ class WalkthroughScreen(Screen[None]):
     def _step_settled(self, message: StepSettled) -> None:
         self.running_step = None
         # taken over by another console meanwhile: say so where the environment is shown
-        self.query_one(EnvironmentBanner).read_only = self.session.read_only
+        self.query_one(EnvironmentBanner).read_only = (
+            self.session.read_only or self.session.mutations_blocked() is not None
+        )
         self._refresh_step(message.step_id)
 
     @on(StepFinished)
@@ -662,7 +748,7 @@ class WalkthroughScreen(Screen[None]):
             # Stay on a failed step: the operator reads why, then retries (r) or moves on (n).
             self._show_step(step_id)
             self.notify(
-                visible(f"{step.title}: {result.detail}\nr retries it; n moves on."),
+                visible(f"{step.title}: {result.detail}\nr retries it; s skips it; u moves on."),
                 title="Step failed",
                 severity="error",
                 markup=False,

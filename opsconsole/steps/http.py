@@ -152,6 +152,9 @@ async def exchange(
         body=content,
     )
     ctx.acting()
+    # on disk before it goes out: after a crash, resume shows the request as it was sent
+    # (not re-resolved against a new environment, such as a sandbox on new ports)
+    ctx.checkpoint([request])
     sent = await send(
         ctx.clients.http,
         spec.method,

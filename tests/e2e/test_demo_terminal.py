@@ -28,17 +28,21 @@ pytestmark = pytest.mark.e2e
 
 
 class Terminal:
-    """One tmux session at 80x24 running a command."""
+    """One tmux session (80x24 unless told) running a command."""
 
-    def __init__(self, command: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, command: list[str], env: dict[str, str], size: tuple[int, int] = (80, 24)
+    ) -> None:
         self.name = f"opsconsole-e2e-{uuid.uuid4().hex[:8]}"
         # a private server per terminal: no interference from (or with) anyone's tmux
         self.socket = Path(tempfile.gettempdir()) / f"{self.name}.sock"
         self.tmux = [require_tool("tmux"), "-S", str(self.socket)]
         exports = " ".join(f"{key}={shlex.quote(value)}" for key, value in env.items())
-        line = f"exec env {exports} {shlex.join(command)}"
+        # COLUMNS / LINES from the test runner would override the pane's real size
+        line = f"exec env -u COLUMNS -u LINES {exports} {shlex.join(command)}"
         subprocess.run(
-            [*self.tmux, "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24", line],
+            [*self.tmux, "new-session", "-d", "-s", self.name,
+             "-x", str(size[0]), "-y", str(size[1]), line],
             check=True,
         )
 
@@ -143,3 +147,33 @@ def test_walk_kill_and_resume_in_a_real_terminal(terminals: list[Terminal], tmp_
     resumed = RunStore(home / "sandbox").load(run.id)
     assert resumed.results["cp-prod-missing-ops-key"].status is StepStatus.PASSED
     assert verify(home / "sandbox" / "audit.jsonl").ok
+
+
+def test_the_gate_is_decided_with_keys_only_at_60x20(
+    terminals: list[Terminal], tmp_path: Path
+) -> None:
+    """Issue 10: at 60x20 the gate's buttons are reached with tab and pressed with enter."""
+    require_tool("tmux")
+    home = tmp_path / "state"
+    env = {
+        "OPSCONSOLE_HOME": str(home),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": str(REPO),
+        "TERM": "xterm-256color",
+    }
+    small = Terminal([sys.executable, "-m", "opsconsole.cli", "demo"], env, size=(60, 20))
+    terminals.append(small)
+    small.wait_for("V2 control …")  # the title cut to Home's narrow column at 60x20
+    small.keys("/", "V", "2", "Enter", "Enter")  # filter the runbooks, open the one left
+    small.wait_for("V2 control plane — walkthrough")
+    small.keys("Enter")  # one step, so the run has something in it
+    small.wait_for("✓1 ")
+    small.keys("d")  # the next gate: its phase is not done, so Cancel has focus
+    small.wait_for("Go is blocked")
+    time.sleep(0.5)  # past the dialog's first-moment key guard
+    small.keys("BTab")  # Cancel -> No-go (Go is disabled)
+    small.keys("Enter")
+    screen = small.wait_for("Run stopped")
+    assert "Traceback" not in screen
+    runs = RunStore(home / "sandbox").runs()
+    assert [run.status.value for run in runs] == ["aborted"]  # decided no-go, by keys

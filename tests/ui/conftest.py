@@ -47,3 +47,12 @@ def make_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return make
 
 
+
+
+@pytest.fixture(autouse=True)
+def no_key_guard(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pilot presses keys faster than a person: the dialogs' first-moment key guard is off,
+    except in the tests of the guard itself (they set it back)."""
+    import screens.dialogs
+
+    monkeypatch.setattr(screens.dialogs, "KEY_GUARD_S", 0.0, raising=False)

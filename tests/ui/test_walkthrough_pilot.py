@@ -247,7 +247,7 @@ async def test_closed_port_fails_with_a_readable_reason(
         assert reason in detail_text(screen)
         assert any(reason in note for note in notifications(app))
         # the console is still there and answers keys
-        await pilot.press("n")
+        await pilot.press("u")
         await pilot.pause()
         assert screen.selected_step.id == "ops-jobs-wrong-key"
 
