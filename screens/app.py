@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.filter import Monochrome, NoColor
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -24,8 +25,10 @@ from opsconsole.config import ConsoleSettings, Environment
 from opsconsole.errors import OpsConsoleError
 
 from .home import HomeScreen
+from .mirror import TerminalMirror
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from textual.command import Provider
 
     from opsconsole.run import Run
@@ -76,7 +79,19 @@ class OpsConsoleApp(App[int]):
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False,
+                tooltip="Redraw the whole screen (after the terminal lost its content)"),
     ]
+
+    # NO_COLOR: Textual's NoColor filter drops every colour, so the cursor and focus are
+    # shown with reverse video instead
+    CSS = """
+    OptionList:nocolor > .option-list--option-highlighted,
+    DataTable:nocolor > .datatable--cursor,
+    Button:nocolor:focus {
+        text-style: reverse bold;
+    }
+    """
 
     #: the environment new walkthroughs open in; screens watch it
     environment_name: reactive[str] = reactive("", init=False)
@@ -86,6 +101,14 @@ class OpsConsoleApp(App[int]):
     def __init__(self, settings: ConsoleSettings) -> None:
         super().__init__()
         self.settings = settings
+        if self.no_color:
+            # Textual's NO_COLOR filter (Monochrome) turns colours into greys, which still
+            # reach the terminal as 256-colour / truecolor sequences: drop colours instead
+            self._filters = [
+                NoColor() if isinstance(f, Monochrome) else f for f in self._filters
+            ]
+        #: what the terminal shows: each update sends only the cells that changed
+        self.mirror = TerminalMirror()
         self.catalog: list[RunbookEntry] = []
         self._startup_warning: str | None = None
         self._initial_opened = False
@@ -105,6 +128,8 @@ class OpsConsoleApp(App[int]):
             return config.environment(None)
 
     def on_mount(self) -> None:
+        # back from a suspend: the terminal was used by something else, send everything
+        self.app_resume_signal.subscribe(self, lambda _app: self.mirror.reset())
         if self._startup_warning:
             self.notify(self._startup_warning, severity="warning", markup=False)
 
@@ -344,6 +369,20 @@ class OpsConsoleApp(App[int]):
     def _faults_changed(self) -> None:
         sandbox = self.settings.sandbox
         self.active_faults = tuple(sorted(sandbox.active_faults)) if sandbox is not None else ()
+
+    # -- the terminal --------------------------------------------------------------------
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        # only the cells that differ from what the terminal shows are sent (screens/mirror.py)
+        if renderable is not None and not self.is_headless and not self._batch_count:
+            renderable = self.mirror.diff(renderable, self.size.width, self.size.height)
+        super()._display(screen, renderable)
+
+    def action_redraw(self) -> None:
+        """ctrl+l: send the whole screen again."""
+        self.mirror.reset()
+        self.screen.refresh(layout=True)
+        self.refresh(repaint=True)
 
     # -- unexpected errors -----------------------------------------------------------
 

@@ -19,7 +19,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
+from textual.widgets import Footer, Header, Markdown, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from opsconsole.errors import OpsConsoleError
@@ -38,6 +38,7 @@ from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
 from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
+from .progress_log import ProgressLog
 from .status import STATUS_ICON, counts_content, counts_text, visible
 from .step_detail import StepDetail
 from .step_list import StepList
@@ -205,7 +206,7 @@ class WalkthroughScreen(Screen[None]):
                 yield Static(id="walk-section-title", markup=False)
                 yield Markdown(id="walk-section-prose")
         yield Static(id="walk-run-state", markup=False)
-        log = RichLog(id="walk-progress", max_lines=500, wrap=True, markup=False, highlight=False)
+        log = ProgressLog(id="walk-progress", max_lines=500)
         log.border_title = "Progress"
         yield log
         yield Footer()
@@ -282,7 +283,7 @@ class WalkthroughScreen(Screen[None]):
     def _log(self, line: str) -> None:
         from rich.text import Text
 
-        self.query_one(RichLog).write(Text(visible(line)))
+        self.query_one(ProgressLog).add(Text(visible(line)))
 
     def _update_status(self) -> None:
         session = self.session
@@ -300,6 +301,7 @@ class WalkthroughScreen(Screen[None]):
         self.query_one(StepDetail).show(session, step, running=step_id == self.running_step)
         if self._section_shown != step.section:
             self._section_shown = step.section
+            self.query_one(StepDetail).release_height()
             section = session.runbook.sections[step.section]
             self.query_one("#walk-section-title", Static).update(
                 Content.assemble(("Section: ", "$text-muted"), (section.title, "bold"))
@@ -577,7 +579,7 @@ class WalkthroughScreen(Screen[None]):
                 lines.append(f"  {event.label}{done}{share}")
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
-            self.query_one(RichLog).write(Text(visible("\n".join(lines))))
+            self.query_one(ProgressLog).add(Text(visible("\n".join(lines))))
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
