@@ -370,11 +370,19 @@ def walk_trial(ssh: list[str] | None, no_color: bool) -> dict[str, object]:
             step_id = run.cursor
             step = runbook.step(step_id)
             if getattr(step.spec, "plain", False):  # a runbook's own shell: skip it
-                total += terminal.key(b"s")
-                total += terminal.type("not part of the benchmark")
-                total += terminal.key(ENTER, quiet=0.05)
-                keys += 2 + len("not part of the benchmark")
-                total += wait_status(terminal, home, step_id)
+                for _ in range(3):  # a key that came while the last step wound down is lost
+                    total += terminal.key(b"s", quiet=0.6)
+                    total += terminal.type("not part of the benchmark")
+                    total += terminal.key(ENTER, quiet=0.05)
+                    keys += 2 + len("not part of the benchmark")
+                    written, finished = wait_step(terminal, home, step_id, 10)
+                    total += written
+                    if finished:
+                        break
+                    total += terminal.key(b"\x1b", quiet=0.6)  # close what is open
+                    keys += 1
+                else:
+                    raise SystemExit(f"{step_id} could not be skipped")
                 continue
             # enter on the step; a dialog (gate, manual check) gets enter too: its default
             total += terminal.key(ENTER, quiet=0.05)

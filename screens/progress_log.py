@@ -1,8 +1,9 @@
 """The walkthrough's progress log: nothing cut, and the newest lines in view.
 
-A RichLog wraps each line to the width it has when the line is written. When its
-vertical scrollbar appeared, one column went to the scrollbar and every wrapped line lost
-its last character ("operato", a copied evidence path missing a letter); after the
+A RichLog renders each line at least ``min_width`` (78) columns wide, at the width it has
+when the line is written. At 80 columns the log is 77 wide (padding, scrollbar), so every
+wrapped line lost its last character ("operato", a copied evidence path missing a
+letter), and a scrollbar appearing later took one more column; after the
 terminal shrank, lines kept their old width and their old scroll position, hiding the
 newest lines. This log keeps its scrollbar gutter reserved (the width never changes under
 a written line), keeps what was written and wraps it again for a new width, and follows
@@ -33,7 +34,12 @@ class ProgressLog(RichLog):
     """
 
     def __init__(self, *, max_lines: int = 500, **kwargs: Any) -> None:
-        super().__init__(max_lines=max_lines, wrap=True, markup=False, highlight=False, **kwargs)
+        # min_width: RichLog renders every line at least 78 columns wide, which at 80
+        # columns is wider than the log (padding, scrollbar): the cells past its width were
+        # cut off, one character at every wrap
+        super().__init__(
+            max_lines=max_lines, min_width=1, wrap=True, markup=False, highlight=False, **kwargs
+        )
         #: what was written, to wrap it again at a new width (one entry per write)
         self._texts: deque[Text] = deque(maxlen=max_lines)
         #: the view is at the newest line: new lines and resizes keep it there
