@@ -370,19 +370,20 @@ def walk_trial(ssh: list[str] | None, no_color: bool) -> dict[str, object]:
             step_id = run.cursor
             step = runbook.step(step_id)
             if getattr(step.spec, "plain", False):  # a runbook's own shell: skip it
-                for _ in range(3):  # a key that came while the last step wound down is lost
-                    total += terminal.key(b"s", quiet=0.6)
-                    total += terminal.type("not part of the benchmark")
-                    total += terminal.key(ENTER, quiet=0.05)
-                    keys += 2 + len("not part of the benchmark")
-                    written, finished = wait_step(terminal, home, step_id, 10)
-                    total += written
-                    if finished:
-                        break
-                    total += terminal.key(b"\x1b", quiet=0.6)  # close what is open
+                # s is ignored while the last step's worker winds down: type the reason only
+                # once the dialog is up (typed into the walkthrough, its letters are keys)
+                for _ in range(10):
+                    mark = len(terminal.seen)
+                    total += terminal.key(b"s", quiet=0.3)
                     keys += 1
+                    if b"Reason for skipping" in ANSI.sub(b"", bytes(terminal.seen[mark:])):
+                        break
                 else:
-                    raise SystemExit(f"{step_id} could not be skipped")
+                    raise SystemExit(f"no skip dialog for {step_id}")
+                total += terminal.type("not part of the benchmark")
+                total += terminal.key(ENTER, quiet=0.05)
+                keys += 1 + len("not part of the benchmark")
+                total += wait_status(terminal, home, step_id)
                 continue
             # enter on the step; a dialog (gate, manual check) gets enter too: its default
             total += terminal.key(ENTER, quiet=0.05)

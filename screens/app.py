@@ -83,12 +83,14 @@ class OpsConsoleApp(App[int]):
                 tooltip="Redraw the whole screen (after the terminal lost its content)"),
     ]
 
-    # NO_COLOR: Textual's NoColor filter drops every colour, so the cursor and focus are
-    # shown with reverse video instead
+    # NO_COLOR: the NoColor filter drops every colour, so the cursor and focus are shown by
+    # text style (Textual's visual styles, used by OptionList and Button, carry no reverse)
     CSS = """
     OptionList:nocolor > .option-list--option-highlighted,
-    DataTable:nocolor > .datatable--cursor,
     Button:nocolor:focus {
+        text-style: bold underline;
+    }
+    DataTable:nocolor > .datatable--cursor {
         text-style: reverse bold;
     }
     """

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
@@ -70,25 +69,6 @@ class StepDetail(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shown: dict[str, tuple[object, ...]] = {}
-        self._width = 0
-
-    # -- a height that does not jump ---------------------------------------------------------
-    # Moving the cursor between steps of different heights would shift everything below the
-    # detail (the section's text) up and down, and a shifted line is a line sent again to the
-    # terminal. Within one section the pane keeps the tallest height it has had, so the text
-    # below stays put; a new section or a new width starts again from the content's height.
-
-    def on_resize(self, event: events.Resize) -> None:
-        if event.size.width != self._width:
-            self._width = event.size.width
-            self.release_height()
-            return
-        if event.size.height > (self.styles.min_height.value if self.styles.min_height else 0):
-            self.styles.min_height = event.size.height
-
-    def release_height(self) -> None:
-        """Let the pane take its content's height again (a new section is shown)."""
-        self.styles.min_height = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="step-head", markup=False)

@@ -301,7 +301,6 @@ class WalkthroughScreen(Screen[None]):
         self.query_one(StepDetail).show(session, step, running=step_id == self.running_step)
         if self._section_shown != step.section:
             self._section_shown = step.section
-            self.query_one(StepDetail).release_height()
             section = session.runbook.sections[step.section]
             self.query_one("#walk-section-title", Static).update(
                 Content.assemble(("Section: ", "$text-muted"), (section.title, "bold"))
