@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -78,3 +80,51 @@ def test_no_color_sends_no_256_colour_or_truecolor(tmp_path: Path) -> None:
     assert len(seen) > 2000, "the console drew next to nothing"
     found = tb.RICH_COLOUR.findall(seen)
     assert not found, f"{len(found)} 256-colour / truecolor sequences, e.g. {found[:3]}"
+
+
+def test_what_the_terminal_shows_equals_a_full_redraw(tmp_path: Path) -> None:
+    """The mirror sends only changed cells: after a walk of keys, the terminal (tmux) must
+    show exactly what a full redraw (ctrl+l) shows, text and styles."""
+    from tests.conftest import require_tool
+    from tests.e2e.test_demo_terminal import Terminal, open_v2
+
+    require_tool("tmux")
+    env = {
+        "OPSCONSOLE_HOME": str(tmp_path / "state"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PYTHONPATH": str(REPO),
+        "TERM": "xterm-256color",
+    }
+    terminal = Terminal([sys.executable, "-m", "opsconsole.cli", "demo"], env)
+    try:
+        open_v2(terminal)
+        terminal.wait_for("V2 control plane — walkthrough")
+        terminal.keys("Down", "Down", "Down", "Up", "F1")
+        terminal.wait_for("How to walk a runbook")
+        terminal.keys("F1", "Enter")  # close help, run the selected command step
+        terminal.wait_for("✓1 ")
+        terminal.keys("Down", "Down")
+
+        def styled() -> str:
+            return subprocess.run(
+                [*terminal.tmux, "capture-pane", "-p", "-e", "-t", terminal.name],
+                capture_output=True, text=True, check=True,
+            ).stdout
+
+        def steady() -> str:
+            last = ""
+            for _ in range(50):  # until two captures a moment apart agree
+                now = styled()
+                if now == last:
+                    return now
+                last = now
+                time.sleep(0.3)
+            return last
+
+        shown = steady()
+        terminal.keys("C-l")
+        redrawn = steady()
+        assert "walkthrough" in shown
+        assert shown == redrawn
+    finally:
+        terminal.close()
