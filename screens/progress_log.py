@@ -40,8 +40,12 @@ class ProgressLog(RichLog):
         super().__init__(
             max_lines=max_lines, min_width=1, wrap=True, markup=False, highlight=False, **kwargs
         )
-        #: what was written, to wrap it again at a new width (one entry per write)
-        self._texts: deque[Text] = deque(maxlen=max_lines)
+        #: what was written, to wrap it again at a new width (one entry per write), and its
+        #: lines in all: kept to about max_lines, as the log itself (a resize after an output
+        #: flood wraps 500 lines again, not every burst ever written)
+        self._texts: deque[tuple[Text, int]] = deque()
+        self._kept_lines = 0
+        self._max_kept = max_lines
         #: the view is at the newest line: new lines and resizes keep it there
         self.following = True
         self._wrapped_width = 0
@@ -49,7 +53,11 @@ class ProgressLog(RichLog):
 
     def add(self, text: Text) -> None:
         """Append ``text`` (one or more lines); scroll to it only when following."""
-        self._texts.append(text)
+        count = text.plain.count("\n") + 1
+        self._texts.append((text, count))
+        self._kept_lines += count
+        while len(self._texts) > 1 and self._kept_lines - self._texts[0][1] >= self._max_kept:
+            self._kept_lines -= self._texts.popleft()[1]
         self.write(text, scroll_end=self.following)
 
     def watch_scroll_y(self, old: float, new: float) -> None:
@@ -73,7 +81,7 @@ class ProgressLog(RichLog):
         self._rewrapping = True
         try:
             self.clear()
-            for text in self._texts:
+            for text, _count in self._texts:
                 self.write(text, scroll_end=False)
         finally:
             self._rewrapping = False
