@@ -11,6 +11,8 @@
    must not import Textual.
 3. Idle output: bytes the home screen writes to the terminal while nobody
    touches it (budget: next to nothing).
+4. Bytes per key (benchmarks/terminal_bytes.py: cursor move, step run, help, the whole
+   V2 walk; ``--ssh`` there runs it through a real ssh login). ``--no-bytes`` leaves it out.
 """
 
 from __future__ import annotations
@@ -118,6 +120,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--no-bytes", action="store_true", help="leave out bytes per key")
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="opsconsole-bench-")
@@ -175,6 +178,10 @@ def main() -> None:
         f"idle home screen: {idle} bytes written in {args.idle_seconds:g}s "
         f"({idle / args.idle_seconds:.0f} B/s)"
     )
+
+    if not args.no_bytes:
+        print("bytes per key (benchmarks/terminal_bytes.py)", flush=True)
+        subprocess.run([python, str(REPO / "benchmarks" / "terminal_bytes.py")], check=False)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import work
 from textual.app import App
 from textual.binding import Binding, BindingType
+from textual.filter import Monochrome, NoColor
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
@@ -24,8 +25,10 @@ from opsconsole.config import ConsoleSettings, Environment
 from opsconsole.errors import OpsConsoleError
 
 from .home import HomeScreen
+from .mirror import TerminalMirror
 
 if TYPE_CHECKING:
+    from rich.console import RenderableType
     from textual.command import Provider
 
     from opsconsole.run import Run
@@ -77,7 +80,21 @@ class OpsConsoleApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", tooltip="Keys of this screen and how to walk a runbook"),
         Binding("question_mark", "help", "Help", show=False, tooltip="Help, as F1"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False,
+                tooltip="Redraw the whole screen (after the terminal lost its content)"),
     ]
+
+    # NO_COLOR: the NoColor filter drops every colour, so the cursor and focus are shown by
+    # text style (Textual's visual styles, used by OptionList and Button, carry no reverse)
+    CSS = """
+    OptionList:nocolor > .option-list--option-highlighted,
+    Button:nocolor:focus {
+        text-style: bold underline;
+    }
+    DataTable:nocolor > .datatable--cursor {
+        text-style: reverse bold;
+    }
+    """
 
     #: the environment new walkthroughs open in; screens watch it
     environment_name: reactive[str] = reactive("", init=False)
@@ -87,6 +104,14 @@ class OpsConsoleApp(App[int]):
     def __init__(self, settings: ConsoleSettings) -> None:
         super().__init__()
         self.settings = settings
+        if self.no_color:
+            # Textual's NO_COLOR filter (Monochrome) turns colours into greys, which still
+            # reach the terminal as 256-colour / truecolor sequences: drop colours instead
+            self._filters = [
+                NoColor() if isinstance(f, Monochrome) else f for f in self._filters
+            ]
+        #: what the terminal shows: each update sends only the cells that changed
+        self.mirror = TerminalMirror()
         self.catalog: list[RunbookEntry] = []
         self._startup_warning: str | None = None
         self._initial_opened = False
@@ -106,6 +131,8 @@ class OpsConsoleApp(App[int]):
             return config.environment(None)
 
     def on_mount(self) -> None:
+        # back from a suspend: the terminal was used by something else, send everything
+        self.app_resume_signal.subscribe(self, lambda _app: self.mirror.reset())
         if self._startup_warning:
             self.notify(self._startup_warning, severity="warning", markup=False)
 
@@ -409,6 +436,20 @@ class OpsConsoleApp(App[int]):
                 title="Faults restored",
                 markup=False,
             )
+
+    # -- the terminal --------------------------------------------------------------------
+
+    def _display(self, screen: Screen[Any], renderable: RenderableType | None) -> None:
+        # only the cells that differ from what the terminal shows are sent (screens/mirror.py)
+        if renderable is not None and not self.is_headless and not self._batch_count:
+            renderable = self.mirror.diff(renderable, self.size.width, self.size.height)
+        super()._display(screen, renderable)
+
+    def action_redraw(self) -> None:
+        """ctrl+l: send the whole screen again."""
+        self.mirror.reset()
+        self.screen.refresh(layout=True)
+        self.refresh(repaint=True)
 
     # -- unexpected errors -----------------------------------------------------------
 

@@ -19,7 +19,7 @@ from textual.content import Content
 from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Markdown, OptionList, RichLog, Static
+from textual.widgets import Footer, Header, Markdown, OptionList, Static
 from textual.worker import Worker, WorkerState
 
 from opsconsole.errors import OpsConsoleError
@@ -45,6 +45,7 @@ from .dialogs import (
     UnknownOutcomeDialog,
 )
 from .filter_bar import FilterBar
+from .progress_log import ProgressLog
 from .shell_pane import ShellVariablesPane, has_plain_blocks
 from .status import STATUS_ICON, counts_content, counts_text, fit_footer, visible
 from .step_detail import StepDetail
@@ -247,7 +248,7 @@ class WalkthroughScreen(Screen[None]):
                 yield Static(id="walk-section-title", markup=False)
                 yield Markdown(id="walk-section-prose")
         yield Static(id="walk-run-state", markup=False)
-        log = RichLog(id="walk-progress", max_lines=500, wrap=True, markup=False, highlight=False)
+        log = ProgressLog(id="walk-progress", max_lines=500)
         log.border_title = "Progress"
         yield log
         yield Footer()
@@ -331,7 +332,7 @@ class WalkthroughScreen(Screen[None]):
     def _log(self, line: str) -> None:
         from rich.text import Text
 
-        self.query_one(RichLog).write(Text(visible(line)))
+        self.query_one(ProgressLog).add(Text(visible(line)))
 
     def _update_status(self) -> None:
         session = self.session
@@ -716,7 +717,7 @@ class WalkthroughScreen(Screen[None]):
             watching([event for _step_id, event in events])  # an open device-flow dialog
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
-            self.query_one(RichLog).write(Text(visible("\n".join(lines))))
+            self.query_one(ProgressLog).add(Text(visible("\n".join(lines))))
         # a running step's detail follows what it saved so far (progress, measurements)
         running = self.running_step
         if running is not None and any(step_id == running for step_id, _ in events):

@@ -832,3 +832,16 @@ def test_home_rehearsal_nothing_verified_and_faults(
     settings.sandbox = FixedFaults("runner-down")
     app = OpsConsoleApp(settings)
     assert snap_compare(app, terminal_size=size, run_before=keys_then_settle())
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_walkthrough_no_color(
+    snap_compare, workdir: Path, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_COLOR=1 (issue 10, defect 13): no colour at all; the step list's cursor is shown
+    in reverse video, the marks and words carry the states."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    _in_progress_walk(workdir)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    keys = ("home", "down")
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle(*keys, resume=RUN_ID))
