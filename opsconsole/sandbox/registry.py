@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .hdm import HarmonyDownloadManager
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
 
@@ -17,7 +18,7 @@ __all__ = [
 ]
 
 #: every sandbox service, in the order they start
-SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane,)
+SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane, HarmonyDownloadManager)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
 #: live view: which service, whether it is on)
