@@ -1,0 +1,105 @@
+"""`opsconsole check --sandbox` on the HDM runbook: every check the seed states is a step.
+
+The bundled runbook passes against the sandbox HDM, and each fault fails the
+step that checks its contract, with the value and the threshold in the reason
+(nothing else fails but the gate closing that phase).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO, RUNBOOKS
+
+HDM_RUNBOOK = RUNBOOKS / "harmony-download-manager.md"
+
+#: every automated step of the go-live and standard-operation sections, in run order
+AUTOMATED = [
+    "hdm-selfcheck",
+    "hdm-live",
+    "hdm-live-alias",
+    "hdm-ready",
+    "hdm-spotify-status",
+    "hdm-backfill-status",
+    "hdm-sync-requires-api-key",
+    "hdm-manual-sync",
+    "hdm-oauth-transactions",
+]
+
+#: fault -> the failing steps, each with the reason it must give (value and threshold)
+FAULT_FAILS = {
+    "hdm-slskd-down": [
+        ("hdm-selfcheck", "expected exit 0, got exit 69 (EX_UNAVAILABLE"),
+        ("hdm-ready", "expected status 200, got 503 Service Unavailable"),
+    ],
+    "hdm-slow-ready": [("hdm-ready", "(budget 2000 ms): over budget")],
+    "hdm-selfcheck-config-missing": [
+        ("hdm-selfcheck", "expected exit 0, got exit 78 (EX_CONFIG: Pflicht-ENV/Secrets fehlen")
+    ],
+    "hdm-selfcheck-dir-missing": [
+        ("hdm-selfcheck", "expected exit 0, got exit 71 (EX_OSERR: Verzeichnisse")
+    ],
+    "hdm-selfcheck-invalid-config": [
+        ("hdm-selfcheck", "expected exit 0, got exit 70 (EX_SOFTWARE: interne Fehlkonfiguration")
+    ],
+    "hdm-spotify-unauthorized": [("hdm-spotify-status", "authorized expected true, got false")],
+    "hdm-sync-partial": [("hdm-manual-sync", "status expected success, got partial")],
+    "hdm-sync-failed": [("hdm-manual-sync", "status expected success, got error")],
+    "hdm-backfill-backlog": [("hdm-backfill-status", "jobs.queued < `200` expected true")],
+    "hdm-oauth-transactions-leak": [("hdm-oauth-transactions", "oauth_transactions_active [0-4]")],
+    "hdm-oauth-transactions-flood": [("hdm-oauth-transactions", "oauth_transactions_active [0-4]")],
+}
+GATES = {"golive-gate", "operations-gate"}
+
+
+def check(*args: str) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "opsconsole.cli", "check", str(HDM_RUNBOOK), "--sandbox", "--json"]
+        + list(args),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        report: dict[str, Any] = json.loads(done.stdout)
+    except ValueError:
+        raise AssertionError(done.stdout + done.stderr) from None
+    return done.returncode, report
+
+
+def test_check_sandbox_passes_with_every_seed_check_automated() -> None:
+    status, report = check()
+    assert status == 0, report
+    steps = {step["id"]: step for step in report["steps"]}
+    assert report["summary"]["failed"] == 0
+    for step_id in AUTOMATED:
+        assert steps[step_id]["status"] == "passed", steps[step_id]
+        assert steps[step_id]["human"] is False
+    automated_passed = [s["id"] for s in report["steps"] if s["status"] == "passed"]
+    assert automated_passed == AUTOMATED
+    assert steps["golive-gate"]["status"] == "answered"
+    assert steps["operations-gate"]["status"] == "answered"
+
+
+@pytest.mark.parametrize("fault", sorted(FAULT_FAILS))
+def test_each_fault_fails_the_right_step_with_value_and_threshold(fault: str) -> None:
+    status, report = check("--fault", fault)
+    assert status == 1, report
+    failed = {s["id"]: s["detail"] for s in report["steps"] if s["status"] == "failed"}
+    expected = FAULT_FAILS[fault]
+    assert next(iter(failed)) == expected[0][0], failed
+    for step_id, reason in expected:
+        assert reason in failed[step_id], (step_id, failed)
+    assert set(failed) - {step_id for step_id, _ in expected} <= GATES, failed
+    # every automated step the fault does not touch, and that ran, still passed
+    ran = {s["id"]: s["status"] for s in report["steps"] if s["id"] in AUTOMATED}
+    broken = {step_id for step_id, _ in expected}
+    assert all(st in ("passed", "skipped") for i, st in ran.items() if i not in broken), ran
