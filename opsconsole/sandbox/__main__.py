@@ -18,10 +18,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pydantic import ValidationError
-
-from .v2_settings import ControlPlaneSettings, RunnerSettings, describe_settings_error
-
 EX_USAGE = 64
 EX_CONFIG = 78
 DEFAULT_PORTS = {"control-plane": 8000, "runner": 8010}
@@ -51,6 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .hdm_selfcheck import main as selfcheck_main
 
         return selfcheck_main(args.rest)
+
+    # pydantic costs ~0.2 s to import: only the serve command pays for it.
+    from pydantic import ValidationError
+
+    from .v2_settings import ControlPlaneSettings, RunnerSettings, describe_settings_error
 
     try:
         settings = (
