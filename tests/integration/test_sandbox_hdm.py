@@ -487,3 +487,23 @@ def test_callback_port_refuses_connections(sandbox: Sandbox) -> None:
     port = int(sandbox.variables["hdm_callback_port"])
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.1", port), 2):
         pass
+
+
+def test_a_16_kb_pasted_redirect_url_is_accepted_whole(
+    sandbox: Sandbox, client: httpx.Client
+) -> None:
+    started = start_oauth(client)
+    redirect = approve(sandbox, started["authorization_url"])
+    pasted = redirect + "&" + urlencode({"padding": "x" * 16 * 1024})
+    assert len(pasted) > 16 * 1024
+    done = manual(client, pasted)
+    assert done.status_code == 200, done.text
+
+
+def test_each_sandbox_counts_its_own_metrics(client: httpx.Client) -> None:
+    client.post("/api/v1/sync")
+    assert metric(client, "ui_action_dashboard_sync_total", status="success") >= 1
+    with Sandbox(services=["hdm"]) as other:
+        with httpx.Client(base_url=other.variables["hdm_url"], timeout=10) as fresh:
+            assert metric(fresh, "ui_action_dashboard_sync_total", status="success") == 0
+            assert metric(fresh, "oauth_transactions_active") == 0
