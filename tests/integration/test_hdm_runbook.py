@@ -30,6 +30,7 @@ AUTOMATED = [
     "hdm-sync-requires-api-key",
     "hdm-manual-sync",
     "hdm-monitoring",
+    "hdm-oauth-recover",
 ]
 
 #: fault -> the failing steps, each with the reason it must give (value and threshold)
@@ -55,6 +56,20 @@ FAULT_FAILS = {
         ("hdm-monitoring", "ui_action_dashboard_sync_total = 1, expected == 0"),
     ],
     "hdm-backfill-backlog": [("hdm-monitoring", "backfill_jobs_queued = 250, expected < 200")],
+    "hdm-oauth-code-expired": [
+        (
+            "hdm-oauth-recover",
+            'got 400 Bad Request (application/json: {"ok":false,"error":'
+            '{"code":"OAUTH_CODE_EXPIRED"',
+        )
+    ],
+    "hdm-oauth-token-exchange-fails": [
+        (
+            "hdm-oauth-recover",
+            'got 502 Bad Gateway (application/json: {"ok":false,"error":'
+            '{"code":"OAUTH_TOKEN_EXCHANGE_FAILED',
+        )
+    ],
     "hdm-oauth-transactions-flood": [
         ("hdm-monitoring", "oauth_transactions_active = 64, expected < 5")
     ],
