@@ -7,15 +7,24 @@ step that checks its contract, with the value and the threshold in the reason
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from opsconsole.config import load_config
+from opsconsole.headless import run_check
+from opsconsole.loader import load_runbook
+from opsconsole.operator import HeadlessOperator
+from opsconsole.sandbox import Sandbox
+from opsconsole.sandbox.hdm import HarmonyDownloadManager
 from tests.conftest import REPO, RUNBOOKS
+from tests.leak_forms import assert_no_leak
 
 HDM_RUNBOOK = RUNBOOKS / "harmony-download-manager.md"
 
@@ -134,3 +143,23 @@ def test_a_transactions_leak_under_50_is_a_warning_not_a_failure() -> None:
         "oauth_transactions_active = 12: warning, expected < 5 (within warn < 50)"
         in (step["detail"])
     )
+
+
+def test_no_secret_or_oauth_code_reaches_state_audit_json_junit_or_text(tmp_path: Path) -> None:
+    """The API key, the client secret and the code inside the pasted redirect URL."""
+    runbook = load_runbook(HDM_RUNBOOK)
+    with Sandbox.for_runbooks([runbook]) as sandbox:
+        sandbox.install_keyring()
+        environment = load_config(sandbox.config_path).environment("sandbox")
+        operator = HeadlessOperator(simulate=True)
+        report = asyncio.run(run_check(runbook, environment, tmp_path, operator=operator))
+        (hdm,) = [s for s in sandbox.services if isinstance(s, HarmonyDownloadManager)]
+        codes = list(hdm.state.codes)
+        values = [*sandbox.secret_values.values(), *codes]
+    steps = {step["id"]: step["status"] for step in report.steps}
+    assert steps["hdm-oauth-recover"] == "passed" and steps["hdm-selfcheck"] == "passed"
+    assert len(codes) == 1  # the simulated operator approved once; its code was pasted
+    outputs = [report.to_json(), report.to_junit(), report.to_text(), tmp_path]
+    for value in values:
+        for output in outputs:
+            assert_no_leak(output, value)
