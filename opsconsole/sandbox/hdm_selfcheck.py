@@ -214,7 +214,8 @@ def _database(url: str) -> list[str]:
         return ["the database is required (HEALTH_READY_REQUIRE_DB=true) but DATABASE_URL is unset"]
     parts = urlsplit(url)
     if parts.scheme.startswith("sqlite"):
-        folder = Path(parts.path.lstrip("/")).parent if parts.path else Path()
+        # SQLAlchemy's form: sqlite:///relative.db, sqlite:////absolute.db
+        folder = Path(parts.path[1:]).parent if parts.path else Path()
         return [] if folder.is_dir() else [f"the database folder {folder} does not exist"]
     host, port = parts.hostname or "", parts.port or 5432
     if not host or not _reachable(host, port):
