@@ -103,6 +103,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 when no automated step ran (only manual checks, or everything skipped)",
     )
+    check.add_argument(
+        "--run-commands",
+        action="store_true",
+        help="run the plain shell blocks (in order, in one shell session); off by default",
+    )
+    check.add_argument(
+        "--keep-going",
+        action="store_true",
+        help="with --run-commands: go on after a failing block (default: stop there)",
+    )
+    check.add_argument(
+        "--yes-protected",
+        metavar="ENV",
+        help="with --run-commands: allow running them in the protected environment ENV",
+    )
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.add_argument("--junit", type=Path, metavar="FILE", help="also write a JUnit XML report")
 
@@ -234,9 +249,8 @@ def _junit_target_problem(path: Path) -> str | None:
 
 
 def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str | None) -> int:
-    from .headless import MARKS, run_check
+    from .headless import MARKS, CommandOperator, run_check
     from .loader import load_runbook
-    from .operator import HeadlessOperator
 
     if args.fault and not args.sandbox:
         return _fail("--fault needs --sandbox")
@@ -259,6 +273,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             except OpsConsoleError as exc:
                 return _fail(str(exc))
             sandbox.start()
+            for note in sandbox.notes:  # e.g. no Prometheus: PromQL checks have no data
+                print(terminal_safe(note), file=sys.stderr, flush=True)
             sandbox.install_keyring()
             config = load_config(sandbox.config_path)
             environment = config.environment(sandbox.environment_name)
@@ -272,11 +288,23 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
                 f"--yes is refused in the protected environment {environment.name!r}: "
                 "confirm in the console"
             )
-        operator = HeadlessOperator(
+        if args.run_commands and environment.protected:
+            if args.yes_protected != environment.name:
+                return _fail(
+                    f"--run-commands in the protected environment {environment.name!r} needs "
+                    f"--yes-protected {environment.name}"
+                )
+        elif args.yes_protected or args.keep_going:
+            if not args.run_commands:
+                return _fail("--yes-protected and --keep-going need --run-commands")
+        operator = CommandOperator(
             answers=answers,
             yes=args.yes,
             simulate=args.sandbox,
             protected=environment.protected,
+            browser=sandbox.simulated_browser if sandbox is not None else None,
+            run_commands=args.run_commands,
+            yes_protected=args.yes_protected if environment.protected else None,
         )
 
         def progress(step: object, entry: dict[str, object]) -> None:
@@ -295,6 +323,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
                 operator=operator,
                 on_step=progress,
                 require_automated=args.require_automated,
+                run_commands=args.run_commands,
+                keep_going=args.keep_going,
             )
         )
     finally:
@@ -386,6 +416,8 @@ def cmd_demo(faults: list[str]) -> int:
         return _fail(str(exc))
     print("Starting the demo sandbox on loopback…", file=sys.stderr, flush=True)
     sandbox.start()
+    for note in sandbox.notes:
+        print(terminal_safe(note), file=sys.stderr, flush=True)
     try:
         sandbox.install_keyring()
         config = load_config(sandbox.config_path)

@@ -13,8 +13,9 @@ phase), and a check in which no automated step ran says so.
 from __future__ import annotations
 
 import json
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from xml.etree import ElementTree
@@ -22,12 +23,20 @@ from xml.etree import ElementTree
 from .config import Environment
 from .errors import StepRefused
 from .model import Runbook, Step
-from .operator import HeadlessOperator
+from .operator import (
+    ApprovePlan,
+    EnterText,
+    HeadlessOperator,
+    NoAnswer,
+    Question,
+    Reply,
+    TypeToConfirm,
+)
 from .run import StepStatus
 from .session import RunSession, open_session
 from .terminal_text import terminal_safe
 
-__all__ = ["BAD_STATUSES", "CheckReport", "run_check"]
+__all__ = ["BAD_STATUSES", "CheckReport", "CommandOperator", "is_plain_command", "run_check"]
 
 #: statuses that make a check fail (nothing verified them)
 BAD_STATUSES = frozenset({"failed", "unknown", "inconclusive", "cancelled"})
@@ -54,6 +63,33 @@ class CheckReport:
     warnings: list[str] = field(default_factory=list)
     rehearsal: bool = False
     require_automated: bool = False
+    #: plain shell blocks were run (check --run-commands)
+    run_commands: bool = False
+    #: where the run stopped at a failing command (not --keep-going)
+    stopped_at: str | None = None
+
+    @property
+    def commands_not_run(self) -> int:
+        """Plain shell blocks that did not run (skipped, not reached)."""
+        return sum(1 for s in self.steps if s.get("plain") and s["status"] == "skipped")
+
+    def commands_line(self) -> str:
+        """Why commands were not run, in one line ("" when all ran)."""
+        count = self.commands_not_run
+        if not count:
+            return ""
+        noun = "command was" if count == 1 else "commands were"
+        if not self.run_commands:
+            return (
+                f"{count} shell {noun} not run: plain shell blocks run only with "
+                "--run-commands"
+            )
+        if self.stopped_at:
+            return (
+                f"{count} shell {noun} not run: the run stopped at the failing block "
+                f"{self.stopped_at!r} (--keep-going runs the rest)"
+            )
+        return f"{count} shell {noun} not run (see each step for why)"
 
     @property
     def failed(self) -> list[dict[str, object]]:
@@ -119,6 +155,9 @@ class CheckReport:
                 "summary": self.counts(),
                 "automated_steps_run": self.automated_ran,
                 "verdict": self.verdict(),
+                "run_commands": self.run_commands,
+                "commands_not_run": self.commands_not_run,
+                "commands": self.commands_line(),
                 "warnings": self.warnings,
                 "steps": [{k: v for k, v in s.items() if k != "junit"} for s in self.steps],
                 "exit_code": self.exit_code,
@@ -171,7 +210,12 @@ class CheckReport:
             if status != "passed":
                 lines.append(f"    {detail}" if detail.startswith(status) else
                              f"    {status}: {detail}")
+            triage = step.get("triage")
+            if isinstance(triage, dict):
+                lines.append(f"    triage: {triage['meaning']} → {triage['action']}")
         lines.append(self.summary_line())
+        if self.commands_line():
+            lines.append(self.commands_line())
         verdict = self.verdict()
         if verdict:
             lines.append(verdict)
@@ -200,11 +244,17 @@ async def run_check(
     operator: HeadlessOperator | None = None,
     on_step: Callable[[Step, dict[str, object]], None] | None = None,
     require_automated: bool = False,
+    run_commands: bool = False,
+    keep_going: bool = False,
 ) -> CheckReport:
+    """Walk ``runbook`` headless. With ``run_commands``, plain shell blocks run (in one
+    shell session, in order) and the first failing one stops the run unless
+    ``keep_going``."""
     operator = operator or HeadlessOperator(protected=environment.protected)
     session = open_session(runbook, environment, home)
     report = CheckReport(
-        runbook, environment, session.run.id, require_automated=require_automated
+        runbook, environment, session.run.id, require_automated=require_automated,
+        run_commands=run_commands,
     )
     try:
         report.warnings.extend(await session.start())
@@ -221,6 +271,14 @@ async def run_check(
             report.steps.append(_step_json(step, session))
             if on_step is not None:
                 on_step(step, report.steps[-1])
+            if (
+                run_commands
+                and not keep_going
+                and is_plain_command(step)
+                and report.steps[-1]["status"] in BAD_STATUSES
+            ):
+                report.stopped_at = step.id
+                break
         stopped_at = next(
             (s for s in runbook.steps if session.result(s.id).answer == "no-go"), None
         )
@@ -228,6 +286,9 @@ async def run_check(
             why = (
                 f"not reached: the run stopped at the no-go gate {stopped_at.id!r}"
                 if stopped_at
+                else f"not reached: the run stopped at the failing block {report.stopped_at!r}"
+                " (--keep-going runs the rest)"
+                if report.stopped_at
                 else "not reached"
             )
             report.steps.append(_step_json(step, session, skipped=why))
@@ -263,13 +324,77 @@ def _step_json(step: Step, session: RunSession, skipped: str | None = None) -> d
         "assertions": [a.model_dump() for a in result.assertions],
         "artifacts": [a.model_dump() for a in result.artifacts],
     }
+    if is_plain_command(step):
+        entry["plain"] = True
     if result.note:
         entry["note"] = result.note
     if result.answer is not None:
         entry["answer"] = result.answer
     if result.simulated:
         entry["answered_by"] = "simulated operator"
+    if shown in BAD_STATUSES:
+        from .triage import triage_for
+
+        row = triage_for(session.runbook.triage, result)
+        if row is not None:
+            entry["triage"] = row.to_dict()
     junit = [f"{'ok ' if a.ok else 'FAIL'} {a.name}: {a.detail}" for a in result.assertions]
+    if "triage" in entry:
+        row_json = entry["triage"]
+        assert isinstance(row_json, dict)
+        junit.insert(0, f"triage ({row_json['signal']}): {row_json['meaning']} → "
+                        f"{row_json['action']}")
     junit += [artifact.junit() for artifact in result.artifacts]
     entry["junit"] = "\n".join(junit)
     return session.redactor.redact_obj(entry)  # type: ignore[no-any-return]
+
+
+def is_plain_command(step: Step) -> bool:
+    """A shell block written for people (not an ``ops command``)."""
+    return step.kind == "command" and bool(getattr(step.spec, "plain", False))
+
+
+def _not_for_run_all(step: Step) -> str:
+    """Why a plain block is not run by ``--run-commands`` (Runme's attributes), or ""."""
+    spec = step.spec
+    if getattr(spec, "exclude_from_run_all", False):
+        return "excluded from running all blocks (excludeFromRunAll): run it in the console"
+    if getattr(spec, "interactive", False):
+        return "interactive: it needs a terminal and a person; run it in the console"
+    if getattr(spec, "background", False):
+        return "a background process (a server, a port-forward): run it in the console"
+    return ""
+
+
+@dataclass
+class CommandOperator(HeadlessOperator):
+    """``check --run-commands``: approves plain shell blocks (never guessed ones), answers
+    their placeholders from ``--answer NAME=VALUE`` or the process environment, and types
+    the environment's name for a protected one only when ``--yes-protected ENV`` named it."""
+
+    run_commands: bool = False
+    yes_protected: str | None = None
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    async def ask(self, step: Step, question: Question) -> Reply:
+        if isinstance(question, ApprovePlan) and question.key == "run-guessed":
+            raise NoAnswer(question.unattended_reason)
+        if self.run_commands:
+            if isinstance(question, ApprovePlan) and question.key == "run":
+                if why := _not_for_run_all(step):
+                    raise NoAnswer(why)
+                return Reply("yes", "approved with --run-commands", "command line")
+            if isinstance(question, EnterText) and question.key.startswith("placeholder."):
+                name = question.key.removeprefix("placeholder.")
+                if name in self.answers:
+                    self.used.add(name)
+                    return Reply(self.answers[name], "given on the command line", "command line")
+                if self.environ.get(name):
+                    return Reply(self.environ[name], "from the environment", "command line")
+            if (
+                isinstance(question, TypeToConfirm)
+                and self.yes_protected is not None
+                and question.expected == self.yes_protected
+            ):
+                return Reply(self.yes_protected, "confirmed with --yes-protected", "command line")
+        return await super().ask(step, question)

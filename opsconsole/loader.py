@@ -19,7 +19,9 @@ integers and duplicate keys as located errors rather than exceptions.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
+import json
 import os
 import re
 import stat
@@ -38,9 +40,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .bounded_yaml import YamlRefused, load_bounded
 from .errors import RunbookError, Severity
 from .model import Runbook, Section, Step
+from .shell_text import (
+    SHELL_LANGUAGES,
+    command_title,
+    looks_like_command,
+    shell_values,
+    split_block,
+)
 from .steps import kinds, step_type
 from .steps.base import Produces
 from .template import references, template_problems
+from .triage import TriageRow, rows_from_table
 
 __all__ = [
     "MAX_RUNBOOK_BYTES",
@@ -65,10 +75,24 @@ MAX_YAML_CHARS = 64 * 1024
 #: what ids become part of file names (evidence, run state): lower-case slugs
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
-SHELL_LANGUAGES = frozenset({"bash", "sh", "shell", "console", "zsh"})
+#: front matter ``shell``: a bare name among these, or an absolute path
+SHELLS = frozenset({"bash", "sh", "zsh", "dash"})
+#: Runme fence attributes opsconsole reads; ``id`` is Runme's own cell identity (ignored)
+FENCE_ATTRIBUTES = frozenset({"name", "cwd", "background", "interactive", "excludeFromRunAll"})
 BUILTIN_VARIABLES = frozenset({"run_id", "environment"})
 _TASK = re.compile(r"^\[( |x|X)\]\s+")
 _NESTED_TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[( |x|X)\]\s")
+
+
+class TriageEntry(BaseModel):
+    """One front-matter triage row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str
+    meaning: str
+    action: str
+    surface: str = ""
 
 
 class FrontMatter(BaseModel):
@@ -86,9 +110,15 @@ class FrontMatter(BaseModel):
     service: str = ""
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    #: the shell plain blocks run in: bash, sh, zsh, dash or an absolute path (Runme's ``shell``)
+    shell: str | None = None
+    #: the directory plain blocks start in (Runme's ``cwd``)
+    cwd: str | None = None
     #: name -> description; a plain list of names is accepted too
     variables: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
+    #: failure triage rows (signal, meaning, action, surface), as a Markdown table would give
+    triage: list[TriageEntry] = Field(default_factory=list)
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -120,6 +150,51 @@ class FrontMatter(BaseModel):
             return [value]
         return value
 
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        """``tags: ops, broker`` (a site generator's comma string) is two tags; numbers are text."""
+        if isinstance(value, str):
+            return [tag.strip() for tag in value.split(",") if tag.strip()]
+        if isinstance(value, list):
+            return [str(tag) if isinstance(tag, int | float) else tag for tag in value]
+        return value
+
+    @field_validator("title", "service", "description", mode="before")
+    @classmethod
+    def _scalar_text(cls, value: Any) -> Any:
+        """``title: 2024`` or a date is text as written, not a type error."""
+        if isinstance(value, int | float | _dt.date) and not isinstance(value, bool):
+            return str(value)
+        return value
+
+    @field_validator("shell")
+    @classmethod
+    def _shell(cls, value: str | None) -> str | None:
+        if value is not None and value not in SHELLS and not _absolute_path(value):
+            raise ValueError(
+                f"{value!r} is not a shell opsconsole runs: use bash, sh, zsh, dash or an "
+                "absolute path (/bin/bash)"
+            )
+        return value
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_path(value)
+        return value
+
+
+def _absolute_path(value: str) -> bool:
+    return value.startswith("/") and not any(char in value for char in "\0\n\r\t ")
+
+
+def _check_path(value: str) -> None:
+    """A directory as text: one line, no NUL (raises ValueError)."""
+    if not value.strip() or any(char in value for char in "\0\n\r"):
+        raise ValueError("a directory is a path on one line, e.g. /srv/app or ./broker")
+
 
 @dataclass
 class _Block:
@@ -130,6 +205,10 @@ class _Block:
     body: str
     section: int
     info: str
+    #: a plain block's fence attributes (Runme: ``{name=deploy background=true}``)
+    attributes: dict[str, str] = field(default_factory=dict)
+    #: an untagged fence that looks like a command
+    guessed: bool = False
 
 
 @dataclass
@@ -146,8 +225,8 @@ class _Parse:
 
 def _markdown() -> MarkdownIt:
     # Block structure only: prose is kept as source lines, so inline markup is parsed
-    # just for titles (_InlineText); tables would change nothing the loader reads.
-    return MarkdownIt("commonmark").use(front_matter_plugin).disable("inline")
+    # just for titles (_InlineText); tables are read for a section's triage table.
+    return MarkdownIt("commonmark").use(front_matter_plugin).enable("table").disable("inline")
 
 
 def _slug(text: str) -> str:
@@ -298,16 +377,87 @@ def _load_yaml(parse: _Parse, text: str, first_line: int, what: str) -> tuple[An
     return data, node
 
 
-def _shell_commands(info: str, body: str) -> str:
-    if info.split()[0] == "console":
-        lines: list[str] = []
-        for line in body.splitlines():
-            if line.startswith("$ "):
-                lines.append(line[2:])
-            elif line.startswith("> ") and lines and lines[-1].rstrip().endswith("\\"):
-                lines.append(line[2:])  # continuation of the command above
-        return "\n".join(lines)
-    return body.rstrip("\n")
+_ATTRIBUTE = re.compile(
+    r"""\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|\[[^\]]*\]|[^\s"',}]+)\s*,?"""
+)
+
+
+def _fence_info(parse: _Parse, line: int, info: str) -> tuple[str, dict[str, str]]:
+    """The fence's language and its ``{key=value ...}`` attributes (Runme's form, or its
+    JSON form ``{"name":"deploy"}``); malformed attributes are an error at the fence."""
+    match = re.match(r"([^\s{]*)\s*(.*)$", info, re.S)
+    language, rest = (match.group(1), match.group(2).strip()) if match else ("", "")
+    if language and language.lower() not in SHELL_LANGUAGES:
+        return language, {}  # another tool's attributes (``js {1,3-4}``): not ours to read
+    if not rest.startswith("{") or rest[1:2].isdigit():
+        return language, {}  # ``bash {1,3-4}``: lines a docs site highlights
+    example = "write them as {name=deploy background=true}"
+    if not rest.endswith("}"):
+        parse.error(line, f"fence attributes: '{{' is never closed with '}}' ({example})")
+        return language, {}
+    attributes: dict[str, str] = {}
+    if rest[1:].lstrip().startswith('"'):
+        try:
+            data = json.loads(rest)
+        except json.JSONDecodeError as exc:
+            parse.error(line, f"fence attributes: invalid JSON ({exc.msg}); {example}")
+            return language, {}
+        if not isinstance(data, dict):
+            parse.error(line, f"fence attributes: {example}")
+            return language, {}
+        for key, value in data.items():
+            if isinstance(value, bool):
+                value = "true" if value else "false"
+            if not isinstance(value, str | int | float):
+                parse.error(line, f"fence attribute {key!r}: a value is text, true or false")
+                continue
+            attributes[key] = str(value)
+        return language, attributes
+    inner, at = rest[1:-1], 0
+    while at < len(inner):
+        if not inner[at:].strip():
+            break
+        found = _ATTRIBUTE.match(inner, at)
+        if not found:
+            bad = inner[at:].strip().split()[0]
+            parse.error(line, f"fence attributes: cannot read {bad!r}; {example}")
+            return language, {}
+        value = found.group(2)
+        if value[:1] in "\"'":
+            value = value[1:-1].replace('\\"', '"') if value[0] == '"' else value[1:-1]
+        attributes[found.group(1)] = value
+        at = found.end()
+    return language, attributes
+
+
+def _command_attributes(
+    parse: _Parse, line: int, attributes: dict[str, str]
+) -> dict[str, Any]:
+    """CommandSpec fields from Runme fence attributes; problems are reported at the fence."""
+    fields: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if key == "id":
+            continue  # Runme's identity of the cell, written by its editor
+        if key not in FENCE_ATTRIBUTES:
+            parse.warning(line, f"fence attribute {key!r} is not used by opsconsole (ignored)")
+            continue
+        if key == "name":
+            fields["id"] = value
+        elif key == "cwd":
+            try:
+                _check_path(value)
+            except ValueError as exc:
+                parse.error(line, f"fence attribute cwd: {exc}")
+                continue
+            fields["cwd"] = value
+        else:
+            flag = value.lower()
+            if flag not in {"true", "false"}:
+                parse.error(line, f"fence attribute {key}={value!r}: use true or false")
+                continue
+            field_name = "exclude_from_run_all" if key == "excludeFromRunAll" else key
+            fields[field_name] = flag == "true"
+    return fields
 
 
 _FILE_KINDS = (
@@ -490,6 +640,9 @@ def parse_runbook(
     blocks: list[_Block] = []
     manual: list[tuple[int, int, str, str]] = []  # (line, section, text, detail)
     title_from_h1: str | None = None
+    triage: list[TriageRow] = [
+        TriageRow(e.signal, e.meaning, e.action, e.surface) for e in meta.triage
+    ]
     excluded: list[tuple[int, int]] = []  # 0-based [start, end) ranges hidden from prose
 
     def current_section(line0: int) -> int:
@@ -520,12 +673,24 @@ def parse_runbook(
                     f"this {marker} fence is never closed: it runs to the end of the file "
                     "(close it with the same fence where the block ends)",
                 )
+            language, attributes = _fence_info(parse, line, info)
             if words and words[0] == "ops":
                 kind = words[1] if len(words) > 1 else ""
                 blocks.append(_Block(kind, line, token.content, current_section(line), info))
                 excluded.append((token.map[0], token.map[1]))
-            elif words and words[0].lower() in SHELL_LANGUAGES and token.content.strip():
-                blocks.append(_Block("shell", line, token.content, current_section(line), info))
+            elif language.lower() in SHELL_LANGUAGES and token.content.strip():
+                blocks.append(
+                    _Block("shell", line, token.content, current_section(line), language,
+                           attributes)
+                )
+            elif not language and _untagged_command(token.content):
+                blocks.append(
+                    _Block("shell", line, token.content, current_section(line), "",
+                           attributes, guessed=True)
+                )
+        elif token.type == "table_open" and sections and "triage" in sections[-1].title.lower():
+            index = _triage_table(tokens, index, triage)
+            continue
         elif token.type == "inline" and token.map and tokens[index - 1].type == "paragraph_open":
             opener = tokens[index - 2] if index >= 2 else None
             match = _TASK.match(token.content)
@@ -571,10 +736,54 @@ def parse_runbook(
         sections=sections,
         steps=steps,
         digest=hashlib.sha256(raw).hexdigest(),
+        shell=meta.shell,
+        cwd=meta.cwd,
         front_matter=dict(meta.model_extra or {}),
+        triage=triage,
     )
     parse.errors.sort(key=lambda error: error.line)
     return runbook, parse.errors
+
+
+def _triage_table(tokens: list[Token], index: int, triage: list[TriageRow]) -> int:
+    """Read the table opening at ``index`` into ``triage`` when its header names Signal,
+    Meaning and Action; returns the index after the table."""
+    header: list[str] = []
+    rows: list[tuple[int, list[str]]] = []
+    cells: list[str] | None = None
+    in_head = False
+    while index < len(tokens) and tokens[index].type != "table_close":
+        token = tokens[index]
+        if token.type == "thead_open":
+            in_head = True
+        elif token.type == "thead_close":
+            in_head = False
+        elif token.type == "tr_open":
+            cells = []
+            line = (token.map[0] + 1) if token.map else 0
+        elif token.type == "inline" and cells is not None:
+            cells.append(token.content.replace("`", "").strip())
+        elif token.type == "tr_close" and cells is not None:
+            if in_head:
+                header = cells
+            else:
+                rows.append((line, cells))
+            cells = None
+        index += 1
+    triage.extend(rows_from_table(header, rows) or [])
+    return index + 1
+
+
+def _untagged_command(body: str) -> bool:
+    """Whether an untagged fence's first line (past ``#`` comments) reads as a command."""
+    for line in body.split("\n"):
+        text = line.strip()
+        if not text:
+            continue
+        if text.startswith("# ") and not looks_like_command(text[2:]):
+            continue  # a comment; the command may follow
+        return looks_like_command(text.removeprefix("# "))
+    return False
 
 
 def meta_end(tokens: list[Token]) -> int:
@@ -589,7 +798,7 @@ def _build_steps(
     manual: list[tuple[int, int, str, str]],
     sections: list[Section],
 ) -> list[Step]:
-    from .steps.command import CommandSpec, shell_title
+    from .steps.command import CommandSpec
     from .steps.manual import ManualSpec
 
     pending: list[tuple[int, Step]] = []
@@ -597,14 +806,36 @@ def _build_steps(
         manual_spec = ManualSpec(text=text, detail=detail)
         pending.append((line, Step("", "manual", text, line, section, manual_spec, text)))
 
+    shell_set: set[str] = set()  # variables set by the plain blocks so far (one session)
     for block in blocks:
         section_title = sections[block.section].title
         if block.kind == "shell":
-            run = _shell_commands(block.info, block.body)
-            if not run.strip():
+            shell = split_block(block.info, block.body)
+            if not shell.commands.strip():
                 continue
-            command = CommandSpec(run=run, plain=True, mutating=True)
-            step = Step("", "command", shell_title(run), block.line, block.section, command, run)
+            values = shell_values(shell.commands, shell_set)
+            shell_set.update(values.sets)
+            fields = _command_attributes(parse, block.line, block.attributes)
+            try:
+                command = CommandSpec(
+                    run=shell.commands,
+                    plain=True,
+                    mutating=True,
+                    expected_output=shell.expected_output,
+                    guessed=block.guessed,
+                    placeholders=values.placeholders,
+                    sets=values.sets,
+                    **fields,
+                )
+            except ValidationError as exc:
+                for _, message in _validation_messages(exc):
+                    parse.error(block.line, f"fence attribute name: {message.removeprefix('id: ')}")
+                continue
+            title = command_title(shell.commands)
+            step = Step(
+                command.id or "", "command", title, block.line, block.section, command,
+                shell.commands,
+            )
             pending.append((block.line, step))
             continue
         try:

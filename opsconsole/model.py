@@ -20,6 +20,7 @@ from pydantic import BeforeValidator
 
 if TYPE_CHECKING:
     from .steps.base import StepSpec, StepType
+    from .triage import TriageRow
 
 __all__ = [
     "Duration",
@@ -141,8 +142,15 @@ class Runbook:
     sections: list[Section] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     digest: str = ""
+    #: the shell plain blocks run in (front matter ``shell``: bash, sh, zsh, dash or an
+    #: absolute path); None: the default (bash)
+    shell: str | None = None
+    #: the directory plain blocks start in (front matter ``cwd``); None: where opsconsole runs
+    cwd: str | None = None
     #: front-matter fields opsconsole does not use itself (site generators, Runme)
     front_matter: dict[str, Any] = field(default_factory=dict)
+    #: the failure triage table (a table under a "Triage" heading, or front matter)
+    triage: list[TriageRow] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def index_of(self, step_id: str) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from textual.content import Content
 
 from opsconsole.operator import ApprovePlan, Choose, EnterText, TypeToConfirm
+from opsconsole.shell_text import transcript
 
 from .dialogs import (
     ChoiceDialog,
@@ -124,6 +125,11 @@ class RequestView(StepView):
                 ("\nuntil ", "$text-muted"),
                 f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
             )
+        confirm = getattr(spec, "confirm", None)
+        if confirm:
+            content = Content.assemble(
+                ("asks first: ", "$text-muted"), preview(session, confirm), "\n", content
+            )
         return "Request", content
 
 
@@ -131,7 +137,25 @@ class CommandView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         spec: Any = step.spec
         command = spec.run if spec.plain else preview(session, spec.run, "shell")
-        return "Command", Content("$ " + command)
+        if spec.plain and spec.placeholders:  # values given in this run filled in, secrets ***
+            from opsconsole.steps.command import filled_in
+
+            from .shell_pane import run_shell
+
+            command = session.redactor.redact(
+                filled_in(spec.run, spec.placeholders, run_shell(session))
+            )
+        content = Content("$ " + command)
+        expected = getattr(spec, "expected_output", None)
+        if expected:  # a transcript in the runbook: its sample output is shown, never run
+            content = Content.assemble(
+                transcript(command),
+                ("\n\nexpected output (not run):\n", "$text-muted"),
+                (expected, "$text-muted"),
+            )
+        if getattr(spec, "guessed", False):
+            return "Command (guessed from an untagged block)", content
+        return "Command", content
 
     def pending_hint(self, step: Step) -> str:
         if getattr(step.spec, "plain", False):
@@ -168,6 +192,34 @@ class InputView(StepView):
         return "Question", Content(preview(session, getattr(step.spec, "prompt", step.title)))
 
 
+class DeviceFlowView(StepView):
+    """device_flow: where the sign-in starts and what is polled; its dialog shows the code."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        return "Sign-in", Content.assemble(
+            ("start ", "$text-muted"), f"{spec.start.method} ",
+            preview(session, spec.start.url, "url"),
+            ("\npoll  ", "$text-muted"), f"{spec.poll.method} ",
+            preview(session, spec.poll.url, "url"),
+            *(("\nthen  ", "$text-muted"), f"{spec.finalize.method} ",
+              preview(session, spec.finalize.url, "url")) if spec.finalize else (),
+            ("\ntoken ", "$text-muted"), f"secret {spec.secret} (kept in {spec.keep})",
+        )
+
+    def pending_hint(self, step: Step) -> str:
+        return "Not run yet: enter (or r) shows a code and a URL to approve in any browser."
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        from opsconsole.operator import ApproveInBrowser
+
+        if isinstance(question, ApproveInBrowser):
+            from .device_flow import DeviceFlowDialog
+
+            return DeviceFlowDialog(step, question)
+        return super().dialog(session, step, question)
+
+
 class GateView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         blockers = session.gate_blockers(step)
@@ -189,6 +241,42 @@ class GateView(StepView):
         return super().dialog(session, step, question)
 
 
+class PromqlView(StepView):
+    """promql: the query, where it goes, its conditions and how many measurements."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        parts: list[str | Content | tuple[str, str]] = [
+            ("query ", "$text-muted"), str(spec.query),
+            ("\non ", "$text-muted"), preview(session, spec.prometheus, "url"),
+        ]
+        for name in ("success", "failure"):
+            if getattr(spec, name) is not None:
+                parts += [(f"\n{name} ", "$text-muted"), str(getattr(spec, name))]
+        analysis = spec.analysis
+        if analysis is not None and analysis.count:
+            every = f" every {analysis.interval:g}s" if analysis.interval else ""
+            parts += [("\nmeasures ", "$text-muted"), f"{analysis.count} times{every}"]
+        return "PromQL", Content.assemble(*parts)
+
+
+class SamplesView(StepView):
+    """metrics: the endpoint and every sample with its threshold."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        parts: list[str | Content | tuple[str, str]] = [
+            (f"{spec.method} ", "bold"), preview(session, spec.url, "url")
+        ]
+        for sample in spec.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sample.labels.items())
+            parts += ["\n", sample.name + (f"{{{labels}}}" if labels else ""), " ",
+                      (str(sample.ok), "bold")]
+            if sample.warn is not None:
+                parts += [("  warn ", "$text-muted"), str(sample.warn)]
+        return "Scrape", Content.assemble(*parts)
+
+
 _VIEWS: dict[str, StepView] = {
     "http": RequestView(),
     "trigger": RequestView(),
@@ -197,6 +285,9 @@ _VIEWS: dict[str, StepView] = {
     "confirm": ConfirmView(),
     "input": InputView(),
     "gate": GateView(),
+    "device_flow": DeviceFlowView(),
+    "promql": PromqlView(),
+    "metrics": SamplesView(),
 }
 _GENERIC = StepView()
 

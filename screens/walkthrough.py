@@ -38,6 +38,7 @@ from opsconsole.run import FINISHED, RunStatus, StepStatus
 
 from .banner import EnvironmentBanner
 from .dialogs import CancelStepDialog, ErrorDialog, SkipReasonDialog, UnknownOutcomeDialog
+from .shell_pane import ShellVariablesPane, has_plain_blocks
 from .status import STATUS_ICON, counts_content, counts_text, visible
 from .step_detail import StepDetail
 from .step_list import StepList
@@ -78,7 +79,13 @@ class ConsoleOperator:
 
     async def ask(self, step: Step, question: Question) -> Reply:
         dialog = view_for(step.kind).dialog(self.screen.session, step, question)
-        reply = await self.screen.app.push_screen_wait(dialog)
+        try:
+            reply = await self.screen.app.push_screen_wait(dialog)
+        except asyncio.CancelledError:
+            # the step no longer needs the answer (a device flow got its token): close it
+            if dialog.is_attached and self.screen.app.screen is dialog:
+                dialog.dismiss(None)
+            raise
         if reply is None:
             raise StepCancelled("the operator cancelled")
         return reply
@@ -143,6 +150,8 @@ class WalkthroughScreen(Screen[None]):
                 tooltip="Answer the selected manual check"),
         Binding("g", "gate", "Gate", tooltip="Jump to the next gate and decide go / no-go"),
         Binding("e", "export_evidence", "Evidence", tooltip="Export the evidence report"),
+        Binding("p", "edit_placeholder", "Placeholders", show=False,
+                tooltip="Change a placeholder value given earlier in this run"),
         Binding("escape", "leave", "Home", tooltip="Back to the runbook list (the run is saved)"),
     ]
 
@@ -200,6 +209,8 @@ class WalkthroughScreen(Screen[None]):
         with Horizontal(id="walk-body"):
             with Vertical(id="walk-steps-pane"):
                 yield StepList(session.runbook, statuses, id="walk-steps")
+                if has_plain_blocks(session):
+                    yield ShellVariablesPane(id="walk-shell", markup=False)
             with VerticalScroll(id="walk-detail-pane"):
                 yield StepDetail(id="walk-step-detail")
                 yield Static(id="walk-section-title", markup=False)
@@ -232,6 +243,11 @@ class WalkthroughScreen(Screen[None]):
         else:
             self._log(f"Started run {session.run.id} in {session.environment.name}.")
         self._show_run_state()
+        self._show_shell()
+
+    def _show_shell(self) -> None:
+        for pane in self.query(ShellVariablesPane):
+            pane.show_session(self.session)
 
     def _faults_changed(self, faults: tuple[str, ...]) -> None:
         self.query_one(EnvironmentBanner).faults = faults
@@ -421,6 +437,42 @@ class WalkthroughScreen(Screen[None]):
                 return
         self.notify("No undecided gate left in this run.", markup=False)
 
+    @work(group="placeholder", exclusive=True, exit_on_error=False)
+    async def action_edit_placeholder(self) -> None:
+        """p: pick a placeholder answered in this run and give it a new value."""
+        from opsconsole.operator import Choice, Choose, EnterText
+
+        from .dialogs import ChoiceDialog, InputDialog
+        from .shell_pane import run_shell
+
+        session = self.session
+        step = self.selected_step
+        shell = run_shell(session) if has_plain_blocks(session) else None
+        if shell is None or step is None or not shell.placeholders:
+            self.notify("No placeholder has a value in this run yet.", markup=False)
+            return
+        names = sorted(shell.placeholders)
+        name = names[0]
+        if len(names) > 1:
+            picked = await self.app.push_screen_wait(ChoiceDialog(step, Choose(
+                prompt="Which placeholder?", note=False,
+                choices=tuple(Choice(f"n{i}", f"<{n}>") for i, n in enumerate(names)),
+            )))
+            if picked is None or not picked.value:
+                return
+            name = names[int(picked.value[1:])]
+        secret = name in shell.secret_placeholders
+        reply = await self.app.push_screen_wait(InputDialog(step, EnterText(
+            prompt=f"New value for <{name}>", name=name, secret=secret, placeholder=name,
+        )))
+        if reply is None or reply.value is None:
+            return
+        if secret:
+            session.secrets.put(name, reply.value)  # redacted everywhere from now on
+        shell.remember(name, reply.value, secret=secret)
+        self._show_shell()
+        self._log(f"<{name}> changed: the next blocks that use it get the new value.")
+
     def action_export_evidence(self) -> None:
         self.export_evidence()
 
@@ -575,9 +627,17 @@ class WalkthroughScreen(Screen[None]):
                 )
                 share = f" {event.fraction:.0%}" if event.fraction is not None else ""
                 lines.append(f"  {event.label}{done}{share}")
+        watching = getattr(self.app.screen, "step_events", None)
+        if watching is not None and self.app.screen is not self:
+            watching([event for _step_id, event in events])  # an open device-flow dialog
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
             self.query_one(RichLog).write(Text(visible("\n".join(lines))))
+        # a running step's detail follows what it saved so far (progress, measurements)
+        running = self.running_step
+        if running is not None and any(step_id == running for step_id, _ in events):
+            if self.query_one(StepList).selected_step_id == running:
+                self._show_step(running)
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:
@@ -597,6 +657,7 @@ class WalkthroughScreen(Screen[None]):
         step = session.runbook.step(step_id)
         outcome = result.detail or result.status.value
         self._log(f"{STATUS_ICON[result.status]} {step.title}: {outcome}")
+        self._show_shell()
         if result.status is StepStatus.FAILED and not session.finished:
             # Stay on a failed step: the operator reads why, then retries (r) or moves on (n).
             self._show_step(step_id)

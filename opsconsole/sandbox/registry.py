@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .broker import DiscogsBroker
+from .device_auth import DeviceAuthServer
 from .hdm import HarmonyDownloadManager
+from .prometheus_service import PrometheusService
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
 
@@ -18,7 +21,13 @@ __all__ = [
 ]
 
 #: every sandbox service, in the order they start
-SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane, HarmonyDownloadManager)
+SERVICES: tuple[type[SandboxService], ...] = (
+    V2ControlPlane,
+    DiscogsBroker,
+    DeviceAuthServer,
+    HarmonyDownloadManager,
+    PrometheusService,
+)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
 #: live view: which service, whether it is on)

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from keyring.backend import KeyringBackend
 
 from ..faults import FaultError, FaultInfo, UnknownFault, check_fault_names
+from ..prometheus import ScrapeTarget
 from . import registry
 from .keyring_backend import SandboxKeyring
 from .server import LoopbackServers
@@ -66,7 +67,8 @@ class Sandbox:
                 registry.service_named(kind) if isinstance(kind, str) else kind for kind in services
             )
         #: the services this sandbox runs, fresh instances, in the order given
-        self.services: tuple[SandboxService, ...] = tuple(kind() for kind in dict.fromkeys(kinds))
+        ordered = sorted(dict.fromkeys(kinds), key=lambda kind: kind.starts_after_others)
+        self.services: tuple[SandboxService, ...] = tuple(kind() for kind in ordered)
         self._fault_owners = _fault_owners(self.services)
         _check_variables_are_distinct(self.services)
         initial = list(faults)
@@ -122,6 +124,11 @@ class Sandbox:
     ) -> None:
         self.stop()
 
+    @property
+    def notes(self) -> list[str]:
+        """What the running services want the operator to know (no Prometheus, …)."""
+        return [note for service in self._started for note in service.notes()]
+
     # -- the fault injector ------------------------------------------------------------
 
     @property
@@ -161,6 +168,36 @@ class Sandbox:
                     "which this sandbox does not run"
                 )
         check_fault_names(names, self._fault_owners)
+
+    # -- the simulated operator's browser ---------------------------------------------
+
+    async def simulated_browser(self, url: str) -> str:
+        """Open ``url`` and approve the sign-in there, as a person would in a browser.
+
+        Only pages this sandbox serves (the broker's approval page, the device
+        authorization server's verification page): the simulated operator never
+        approves anything outside the sandbox. The page's form posts back to itself
+        with ``decision=approve``. Returns what the page said ("approved", "refused: …").
+        """
+        import httpx
+
+        served = {
+            value.rstrip("/")
+            for value in self.variables.values()
+            if value.startswith("http://127.0.0.1:")
+        }
+        target = httpx.URL(url)
+        base = f"{target.scheme}://{target.host}:{target.port}"
+        if base not in served:
+            return "not opened (not a page of this sandbox)"
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            page = await client.get(url)
+            if page.status_code != 200:
+                return f"not approved: the page answered {page.status_code}"
+            clicked = await client.post(url, data={"decision": "approve"})
+        if clicked.status_code != 200:
+            return f"not approved: the page answered {clicked.status_code}"
+        return "approved" if "Approved" in clicked.text else "refused on the page"
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -229,6 +266,7 @@ class Sandbox:
         }
         self._servers = LoopbackServers()
         variables: dict[str, str] = {}
+        targets: list[ScrapeTarget] = []
         for service in self.services:
             directory = self._temp_dir / service.name
             directory.mkdir()
@@ -239,6 +277,7 @@ class Sandbox:
                 secrets={name: self.secret_values[name] for name in service.secrets},
                 directory=directory,
                 job_seconds=self.job_seconds,
+                scrape_targets=tuple(targets),
             )
             self._hosts[service.name] = host
             self._started.append(service)
@@ -249,6 +288,9 @@ class Sandbox:
                     f"{sorted(provided)}, not the ones it declares {sorted(service.variables)}"
                 )
             variables.update((name, provided[name]) for name in service.variables)
+            metrics_url = service.metrics_url(provided)
+            if service.metrics_path is not None and metrics_url:
+                targets.append(ScrapeTarget(service.name, metrics_url, service.metrics_path))
         self.variables = variables
         for service, fault in self._fault_owners.values():
             if fault.switch is not None and fault.name in self._faults:

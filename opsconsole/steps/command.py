@@ -13,7 +13,7 @@ import signal
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 
@@ -22,10 +22,25 @@ from ..errors import TemplateError
 from ..model import Duration, StrDict, StrList
 from ..operator import ApprovePlan, OutputLine
 from ..run import StepStatus
+from ..shell_text import Placeholder, command_title
 from . import register
 from .base import Outcome, StepContext, StepSpec, StepType
 
-__all__ = ["CommandExpect", "CommandSpec", "CommandStep"]
+if TYPE_CHECKING:
+    from ..artifacts import Artifact
+    from ..clients import Clients
+    from ..model import Runbook
+    from ..shell_session import ShellSession
+
+__all__ = [
+    "CommandExpect",
+    "CommandSpec",
+    "CommandStep",
+    "run_plain",
+    "session_variables",
+    "shell_for",
+    "shell_session",
+]
 
 #: lines kept for a checkpoint of a running command (the result keeps the byte tail)
 CHECKPOINT_LINES = 200
@@ -49,18 +64,27 @@ class CommandSpec(StepSpec):
     exit_codes: dict[int, str] = Field(default_factory=dict)
     #: set by the loader for plain ``bash``/``sh`` blocks written for humans
     plain: bool = False
+    # -- set by the loader for plain blocks (the fields below are read, never run) --
+    #: lines of a prompted block that are not commands: output the author expected
+    expected_output: str | None = None
+    #: an untagged fence that looks like a command: offered, never run headless
+    guessed: bool = False
+    #: Runme ``background=true``: a long-running process (a server, a port-forward)
+    background: bool = False
+    #: Runme ``interactive=true``: the command wants a terminal and a person at it
+    interactive: bool = False
+    #: Runme ``excludeFromRunAll=true``: skipped when every block is run in order
+    exclude_from_run_all: bool = False
+    #: values the operator must supply (``<namespace>``, ``$UNSET``), in order of first use
+    placeholders: list[Placeholder] = Field(default_factory=list)
+    #: shell variables this block sets (``export X=``, ``X=``, ``read X``, ``for X in``...)
+    sets: list[str] = Field(default_factory=list)
 
 
 def shell_title(run: str) -> str:
-    """A leading ``# comment`` names the command; otherwise its first command line does."""
-    for line in run.splitlines():
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#!"):
-            continue
-        if stripped.startswith("#"):
-            stripped = stripped.lstrip("#").strip() or stripped
-        return stripped if len(stripped) <= 70 else stripped[:69] + "…"
-    return "shell command"
+    """A leading ``# comment`` names the command; otherwise its first command does
+    (continuation lines joined, no trailing ``\\``, cut at a word)."""
+    return command_title(run)
 
 
 def _in_run(source: str, offset: int) -> bool:
@@ -113,6 +137,8 @@ class CommandStep(StepType[CommandSpec]):
         from ..process import child_environment, run_bounded
 
         spec = ctx.spec
+        if spec.plain:
+            return await run_plain(ctx)
         try:
             command = spec.run if spec.plain else ctx.render(spec.run, "shell")
             extra_env = {k: ctx.render(str(v)) for k, v in spec.env.items()}
@@ -195,3 +221,275 @@ class CommandStep(StepType[CommandSpec]):
         return Outcome.judged(
             assertions, summary, artifacts=[shown, out], duration_ms=result.duration_ms
         )
+
+
+# -- plain blocks: one shell session per run -----------------------------------------------
+
+#: what the operator is told when a block runs in a fresh shell after the old one ended
+RESTARTED = "the shell session restarted: variables from earlier blocks were lost"
+
+
+def shell_for(clients: Clients, runbook: Runbook | None) -> ShellSession:
+    """The run's shell session (made on first use, closed with the run's session; the
+    shell process itself starts with the first block)."""
+    from ..process import child_environment
+    from ..shell_session import ShellSession
+
+    def make() -> ShellSession:
+        cwd = runbook.cwd if runbook is not None else None
+        if cwd and runbook is not None and not os.path.isabs(cwd):
+            cwd = str(runbook.path.parent / cwd)
+        return ShellSession(
+            shell=runbook.shell if runbook is not None else None,
+            cwd=cwd,
+            env=child_environment(),
+        )
+
+    return clients.get("shell", make, ShellSession.close)
+
+
+def shell_session(ctx: StepContext[CommandSpec]) -> ShellSession:
+    """The shell session of the run this step belongs to."""
+    return shell_for(ctx.clients, getattr(ctx.run, "runbook", None))
+
+
+async def ask_placeholders(
+    ctx: StepContext[CommandSpec], shell: ShellSession, spec: CommandSpec | None = None
+) -> dict[str, str]:
+    """Ask for each placeholder of the block not yet known in this run (once per run);
+    returns placeholder text -> the shell variable holding its value."""
+    from ..operator import EnterText
+    from ..shell_session import placeholder_variable
+
+    replacements: dict[str, str] = {}
+    for placeholder in (spec or ctx.spec).placeholders:
+        if placeholder.name not in shell.placeholders:
+            reply = await ctx.ask(
+                EnterText(
+                    prompt=f"Value for {placeholder.text}",
+                    key=f"placeholder.{placeholder.name}",
+                    detail=(
+                        f"This command uses {placeholder.text}. The value is asked once per "
+                        "run and passed to the shell as a variable, never pasted into the "
+                        "command."
+                        + (" It is treated as a secret: hidden and redacted." if
+                           placeholder.secret else "")
+                    ),
+                    name=placeholder.name,
+                    secret=placeholder.secret,
+                    placeholder=placeholder.name,
+                    unattended_reason=(
+                        f"the command needs a value for {placeholder.text}: give it with "
+                        f"--answer {placeholder.name}=VALUE or the environment variable "
+                        f"{placeholder.name}"
+                    ),
+                )
+            )
+            shell.remember(placeholder.name, reply.value or "", secret=placeholder.secret)
+        replacements[placeholder.text] = placeholder_variable(placeholder.name)
+    return replacements
+
+
+def filled_in(command: str, placeholders: list[Placeholder], shell: ShellSession) -> str:
+    """The command as the operator confirms it: values filled in, secrets as ***."""
+    shown = command
+    for placeholder in sorted(placeholders, key=lambda p: len(p.text), reverse=True):
+        if placeholder.name not in shell.placeholders:
+            continue  # not given yet: the text stays as the author wrote it
+        value = shell.placeholders[placeholder.name]
+        secret = placeholder.secret or placeholder.name in shell.secret_placeholders
+        shown = shown.replace(placeholder.text, "***" if secret else value)
+    return shown
+
+
+def session_variables(shell: ShellSession) -> list[tuple[str, str]]:
+    """The session's variables for the pane and the evidence (secret-looking ones ***)."""
+    from ..shell_session import looks_secret
+
+    items = [
+        (name, "***" if looks_secret(name) else value)
+        for name, value in sorted(shell.variables.items())
+    ]
+    items += [
+        (f"<{name}>", "***" if name in shell.secret_placeholders else value)
+        for name, value in sorted(shell.placeholders.items())
+    ]
+    return items
+
+
+async def ask_restore(ctx: StepContext[CommandSpec], shell: ShellSession) -> list[CommandSpec]:
+    """Blocks of this run ran in a shell that is gone (opsconsole restarted, the run was
+    resumed): say so and offer to re-run those that set variables. Returns their specs
+    (empty: continue without them). Asked once per session."""
+    from ..operator import Choice, Choose
+
+    runbook = getattr(ctx.run, "runbook", None)
+    if shell.generation or shell.restore_asked or runbook is None:
+        return []
+    shell.restore_asked = True
+    earlier = runbook.steps[: runbook.index_of(ctx.step.id)]
+    ran = {StepStatus.PASSED, StepStatus.FAILED, StepStatus.UNKNOWN}
+    setters = [
+        step.spec for step in earlier
+        if isinstance(step.spec, CommandSpec) and step.spec.plain and step.spec.sets
+        and ctx.run.result(step.id).status in ran
+    ]
+    if not setters:
+        return []
+    names = sorted({name for spec in setters for name in spec.sets})
+    shown = ", ".join(names[:8]) + (" …" if len(names) > 8 else "")
+    reply = await ctx.ask(
+        Choose(
+            prompt="The shell session of this run is gone",
+            key="restore-session",
+            detail=(
+                "Earlier blocks of this run ran in a shell that no longer exists (opsconsole "
+                f"was restarted): the variables they set ({shown}) are not in the new shell. "
+                f"Re-run the {len(setters)} block(s) that set them first? They are shown "
+                "for approval with this one."
+            ),
+            choices=(
+                Choice("rerun", f"Re-run {len(setters)} block(s) first", tone="positive"),
+                Choice("continue", "Continue without them"),
+            ),
+            default="rerun",
+            note=False,
+            simulate=False,
+            unattended_reason=(
+                "the shell session of this run is gone; re-running the blocks that set its "
+                "variables needs the operator"
+            ),
+        )
+    )
+    return setters if reply.value == "rerun" else []
+
+
+async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
+    """A plain block: placeholders asked, the command approved, run in the run's shell."""
+    from ..artifacts import KeyValuesArtifact
+    from ..expectations import evaluate_command, exit_meaning
+    from ..operator import NoAnswer, Note
+    from ..shell_session import looks_secret, placeholder_variable, substitute
+
+    spec = ctx.spec
+    shell = shell_session(ctx)
+    restore = await ask_restore(ctx, shell)
+    restoring: list[tuple[str, str, dict[str, str]]] = []  # (title, command, values)
+    for setter in restore:
+        found = await ask_placeholders(ctx, shell, setter)
+        restoring.append((
+            substitute(setter.run, found),
+            filled_in(setter.run, setter.placeholders, shell),
+            {placeholder_variable(p.name): shell.placeholders.get(p.name, "")
+             for p in setter.placeholders},
+        ))
+    replacements = await ask_placeholders(ctx, shell)
+    command = substitute(spec.run, replacements)
+    shown_text = filled_in(spec.run, spec.placeholders, shell)
+    where = spec.cwd or shell.cwd or shell.start_cwd or os.getcwd()
+    shown = CommandArtifact(
+        command=shown_text, where="this machine (the run's shell session)", cwd=where,
+        timeout_s=spec.timeout,
+    )
+    approved = await ctx.ask(
+        ApprovePlan(
+            prompt="Run this command from the runbook?",
+            key="run-guessed" if spec.guessed else "run",
+            plan=(*(shown for _, shown, _ in restoring), shown_text),
+            where="this machine (the run's shell session)",
+            directory=where,
+            simulate=False,
+            unattended_reason=(
+                "guessed command (an untagged block): never run unattended"
+                if spec.guessed
+                else "plain shell block: commands written for people are run from the "
+                "console, never unattended (check --run-commands runs them)"
+            ),
+        )
+    )
+    if approved.value != "yes":
+        raise NoAnswer("the command was not approved")
+    recent: deque[str] = deque(maxlen=CHECKPOINT_LINES)
+    last_checkpoint = 0.0
+
+    def output(line: str) -> None:
+        nonlocal last_checkpoint
+        recent.append(line)
+        ctx.emit(OutputLine(text=line))
+        now = time.monotonic()
+        if now - last_checkpoint >= 1.0:
+            last_checkpoint = now
+            ctx.checkpoint(
+                [shown, OutputArtifact(text="\n".join(recent), partial=True,
+                                       truncated=len(recent) == recent.maxlen)]
+            )
+
+    values = {
+        placeholder_variable(p.name): shell.placeholders.get(p.name, "") for p in spec.placeholders
+    }
+    ctx.acting()
+    notes = []
+    try:
+        if restoring:
+            codes = []
+            for again, _, setter_values in restoring:
+                ctx.emit(Note(text="re-running an earlier block to restore the shell session"))
+                earlier = await shell.run_block(
+                    again, values=setter_values, timeout=spec.timeout, on_output=output
+                )
+                codes.append(str(earlier.exit_code))
+            notes.append(
+                f"re-ran {len(restoring)} earlier block(s) first to restore the shell session "
+                f"(exit {', '.join(codes)})"
+            )
+        result = await shell.run_block(
+            command, values=values, timeout=spec.timeout, cwd=spec.cwd, on_output=output
+        )
+    except OSError as exc:
+        return Outcome(
+            StepStatus.FAILED, f"cannot start the shell session: {exc.strerror or exc}",
+            artifacts=[shown],
+        )
+    if result.restarted:
+        ctx.emit(Note(text=RESTARTED))
+        notes.append(RESTARTED)
+    code = result.exit_code
+    assertions = evaluate_command(
+        spec.expect, code, result.output, spec.exit_codes,
+        timed_out=spec.timeout if result.timed_out else None,
+    )
+    took = f"{result.duration_ms / 1000:.1f}s"
+    summary = f"exit {code}{exit_meaning(code, spec.exit_codes)} in {took}"
+    if result.timed_out:
+        summary = result.stopped
+    elif result.stopped:
+        summary += f"; {result.stopped}"
+    ended = ""
+    if result.shell_ended:
+        ended = (
+            "the shell session ended in this block: the next block starts a new one "
+            "(variables from earlier blocks are lost)"
+        )
+        notes.append(ended)
+        ctx.emit(Note(text=ended))
+    out = OutputArtifact(
+        text=result.output, lines_total=result.lines_total, bytes_total=result.bytes_total,
+        truncated=result.truncated, exit_code=code,
+    )
+    artifacts: list[Artifact] = [shown, out]
+    variables = session_variables(shell)
+    if variables:
+        artifacts.append(KeyValuesArtifact(title="Shell session variables", items=variables))
+    outcome = Outcome.judged(
+        assertions, summary, artifacts=artifacts, duration_ms=result.duration_ms
+    )
+    if ended:
+        outcome.summary += f"; {ended}"
+    # values of secret-looking variables are registered (redacted from here on)
+    outcome.secret_captures = {
+        f"shell {name}": value
+        for name, value in shell.variables.items()
+        if looks_secret(name) and value
+    }
+    outcome.note = "; ".join(notes)
+    return outcome

@@ -59,9 +59,11 @@ FAULT_FAILS = {
         ("hdm-selfcheck", "expected exit 0, got exit 70 (EX_SOFTWARE: interne Fehlkonfiguration")
     ],
     "hdm-spotify-unauthorized": [("hdm-spotify-status", "authorized expected true, got false")],
-    "hdm-sync-partial": [("hdm-manual-sync", "status expected success, got partial")],
+    "hdm-sync-partial": [
+        ("hdm-manual-sync", "Partial (status partial): auto_sync reported warnings or errors")
+    ],
     "hdm-sync-failed": [
-        ("hdm-manual-sync", "status expected success, got error"),
+        ("hdm-manual-sync", "Failed (status error): playlists, library_scan, auto_sync"),
         ("hdm-monitoring", "ui_action_dashboard_sync_total = 1, expected == 0"),
     ],
     "hdm-backfill-backlog": [("hdm-monitoring", "backfill_jobs_queued = 250, expected < 200")],
@@ -151,7 +153,7 @@ def test_no_secret_or_oauth_code_reaches_state_audit_json_junit_or_text(tmp_path
     with Sandbox.for_runbooks([runbook]) as sandbox:
         sandbox.install_keyring()
         environment = load_config(sandbox.config_path).environment("sandbox")
-        operator = HeadlessOperator(simulate=True)
+        operator = HeadlessOperator(simulate=True, browser=sandbox.simulated_browser)
         report = asyncio.run(run_check(runbook, environment, tmp_path, operator=operator))
         (hdm,) = [s for s in sandbox.services if isinstance(s, HarmonyDownloadManager)]
         codes = list(hdm.state.codes)

@@ -29,6 +29,7 @@ MEMORY_LIMIT = 768 * 1024 * 1024
 #: file -> (line, start of the first message); these files do not open
 ERRORS: dict[str, tuple[int, str]] = {
     "crlf-unknown-variable.md": (6, "unknown variable 'nowhere'"),
+    "fence-attributes-malformed.md": (3, "fence attributes: '{' is never closed with '}'"),
     "fm-alias-bomb.md": (7, "front matter: YAML expands to more than 50,000 values"),
     "fm-alias-count.md": (3, "front matter: more than 100 YAML aliases"),
     "fm-bad-binary.md": (2, "front matter: invalid YAML: failed to decode base64"),

@@ -536,13 +536,12 @@ def test_site_generator_and_runme_front_matter_open_with_warnings(tmp_path: Path
         (4, "aliases"),
         (5, "sidebar_position"),
         (6, "runme"),
-        (8, "shell"),
-        (9, "cwd"),
         (10, "skipPrompts"),
     ]
-    assert load_runbook(path).title == "Restart"
+    runbook = load_runbook(path)
+    assert (runbook.title, runbook.shell, runbook.cwd) == ("Restart", "bash", "/srv")
     kept = FrontMatter.model_validate({"title": "T", "shell": "bash", "runme": {"id": "x"}})
-    assert kept.model_extra == {"shell": "bash", "runme": {"id": "x"}}
+    assert kept.model_extra == {"runme": {"id": "x"}}
 
 
 def test_load_runbook_raises_errors_only(tmp_path: Path) -> None:
