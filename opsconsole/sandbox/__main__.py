@@ -1,4 +1,5 @@
 """``python -m opsconsole.sandbox serve control-plane|runner [--port N]``
+and ``python -m opsconsole.sandbox selfcheck hdm --assert-startup [--env-file PATH]``
 
 The sandbox's stand-ins for ``uvicorn domain_expansion.main:app`` and
 ``uvicorn runner.main:app``: settings come from the environment and are
@@ -16,10 +17,6 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-
-from pydantic import ValidationError
-
-from .v2_settings import ControlPlaneSettings, RunnerSettings, describe_settings_error
 
 EX_USAGE = 64
 EX_CONFIG = 78
@@ -39,7 +36,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument(
         "--port", type=int, help="port on 127.0.0.1 (default: $PORT, else 8000 / 8010)"
     )
+    selfcheck = commands.add_parser(
+        "selfcheck",
+        help="HDM's startup self-check: exit 0, or 78/70/71/69 (see hdm_selfcheck.py)",
+        add_help=False,
+    )
+    selfcheck.add_argument("rest", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "selfcheck":
+        from .hdm_selfcheck import main as selfcheck_main
+
+        return selfcheck_main(args.rest)
+
+    # pydantic costs ~0.2 s to import: only the serve command pays for it.
+    from pydantic import ValidationError
+
+    from .v2_settings import ControlPlaneSettings, RunnerSettings, describe_settings_error
 
     try:
         settings = (

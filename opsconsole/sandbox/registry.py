@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from .broker import DiscogsBroker
 from .device_auth import DeviceAuthServer
+from .hdm import HarmonyDownloadManager
 from .prometheus_service import PrometheusService
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
@@ -24,6 +25,7 @@ SERVICES: tuple[type[SandboxService], ...] = (
     V2ControlPlane,
     DiscogsBroker,
     DeviceAuthServer,
+    HarmonyDownloadManager,
     PrometheusService,
 )
 

@@ -326,7 +326,7 @@ def test_for_runbooks_starts_what_the_front_matter_needs_and_the_faults_break() 
 
 def test_unknown_names_are_operator_errors_that_list_the_valid_ones() -> None:
     with pytest.raises(UnknownService, match="v2-control-plane") as raised:
-        Sandbox(services=["hdm"])
+        Sandbox(services=["no-such-service"])
     assert isinstance(raised.value, OpsConsoleError)
 
     box = Sandbox(services=["v2-control-plane"])
