@@ -32,6 +32,7 @@ __all__ = [
     "OutputArtifact",
     "RequestArtifact",
     "ResponseArtifact",
+    "SeriesArtifact",
     "StatesArtifact",
     "TableArtifact",
     "fence",
@@ -347,6 +348,63 @@ class KeyValuesArtifact(_Artifact):
         return f"{self.title}:\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.items)
 
 
+#: eight levels of a sparkline, lowest first
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+class SeriesArtifact(_Artifact):
+    """A time series (a PromQL range query) drawn as a sparkline; None is a gap (no data)."""
+
+    type: Literal["series"] = "series"
+    title: str = "Series"
+    query: str = ""
+    #: seconds between points
+    step_s: float = 0.0
+    points: list[float | None] = Field(default_factory=list)
+    #: the threshold shown beside it (``< 0.01``)
+    threshold: str = ""
+
+    def sparkline(self, width: int = 60) -> str:
+        points = self.points[-width:]
+        known = [p for p in points if p is not None]
+        if not known:
+            return " " * len(points)
+        low, high = min(known), max(known)
+        span = high - low
+        return "".join(
+            " " if p is None else SPARK[0 if span == 0 else round((p - low) / span * 7)]
+            for p in points
+        )
+
+    def summary(self) -> str:
+        known = [p for p in self.points if p is not None]
+        if not known:
+            return f"{len(self.points)} points, no data"
+        from .thresholds import format_value
+
+        parts = [
+            f"min {format_value(min(known))}",
+            f"max {format_value(max(known))}",
+            f"last {format_value(known[-1])}",
+            f"{len(self.points)} points every {self.step_s:g}s",
+        ]
+        if self.threshold:
+            parts.append(f"threshold {self.threshold}")
+        return " · ".join(parts)
+
+    def blocks(self) -> list[Block]:
+        return [Block(self.title, f"{self.sparkline()}\n{self.summary()}")]
+
+    def markdown(self) -> str:
+        head = f"{self.title} (`{_cell(self.query)}`): {self.summary()}"
+        return f"{head}\n\n{fence(self.sparkline())}"
+
+    def capped(self) -> Self:
+        if len(self.points) <= SAVED_ROWS_LIMIT:
+            return self
+        return self.model_copy(update={"points": self.points[-SAVED_ROWS_LIMIT:]})
+
+
 def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
@@ -359,7 +417,8 @@ Artifact = Annotated[
     | StatesArtifact
     | MeasurementsArtifact
     | TableArtifact
-    | KeyValuesArtifact,
+    | KeyValuesArtifact
+    | SeriesArtifact,
     Field(discriminator="type"),
 ]
 

@@ -62,11 +62,24 @@ class HttpSettings:
     connect_timeout: float = 5.0
 
 
+@dataclass(frozen=True)
+class DashboardSettings:
+    """How the dashboard re-checks the watched steps (``[dashboard]`` in the config)."""
+
+    #: seconds between the end of one round and the start of the next
+    interval: float = 15.0
+    #: seconds one check may take before it shows as timed out
+    timeout: float = 10.0
+    #: checks running at once
+    concurrency: int = 50
+
+
 @dataclass
 class Config:
     runbook_paths: list[str] = field(default_factory=list)
     default_environment: str | None = None
     environments: dict[str, Environment] = field(default_factory=dict)
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     #: where the config was read from (None: built-in defaults)
     source: Path | None = None
 
@@ -127,12 +140,13 @@ def _secret_hosts(value: Any, where: str, secrets: list[str]) -> dict[str, list[
 
 
 def _parse_config(data: dict[str, Any], where: str) -> Config:
-    unknown = set(data) - {"runbook_paths", "default_environment", "environments"}
+    unknown = set(data) - {"runbook_paths", "default_environment", "environments", "dashboard"}
     if unknown:
         raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
     config = Config(
         runbook_paths=_text_list(data.get("runbook_paths", []), f"{where}: runbook_paths"),
         default_environment=data.get("default_environment"),
+        dashboard=_dashboard_settings(data.get("dashboard", {}), f"{where}: dashboard"),
     )
     if config.default_environment is not None:
         _expect(config.default_environment, str, f"{where}: default_environment", "a name")
@@ -159,6 +173,29 @@ def _parse_config(data: dict[str, Any], where: str) -> Config:
             http=_http_settings(body.get("http", {}), f"{at}.http"),
         )
     return config
+
+
+def _seconds(value: Any, where: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: expected seconds between {low:g} and {high:g}, got {value!r}")
+    return float(value)
+
+
+def _dashboard_settings(value: Any, where: str) -> DashboardSettings:
+    _expect(value, dict, where, "a table (interval, timeout, concurrency)")
+    unknown = set(value) - {"interval", "timeout", "concurrency"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    defaults = DashboardSettings()
+    concurrency = value.get("concurrency", defaults.concurrency)
+    whole = isinstance(concurrency, int) and not isinstance(concurrency, bool)
+    if not whole or not 1 <= concurrency <= 64:
+        raise ConfigError(f"{where}.concurrency: expected a whole number from 1 to 64")
+    return DashboardSettings(
+        interval=_seconds(value.get("interval", defaults.interval), f"{where}.interval", 1, 3600),
+        timeout=_seconds(value.get("timeout", defaults.timeout), f"{where}.timeout", 0.1, 300),
+        concurrency=concurrency,
+    )
 
 
 def _http_settings(value: Any, where: str) -> HttpSettings:

@@ -633,6 +633,13 @@ def _build_steps(
             continue
         for offset, message in stype.lint(spec, block.body):
             parse.error(block.line + 1 + offset, f"ops {kind}: {message}")
+        if spec.watch and (stype.human or stype.is_mutating(spec)):
+            parse.error(
+                block.line + 1 + _key_offset(block.body, "watch"),
+                f"ops {kind}: 'watch: true' is for read-only checks; this step "
+                + ("needs a person" if stype.human else "changes something")
+                + " and cannot run on the dashboard",
+            )
         title = spec.title or stype.default_title(spec, section_title)
         step = Step(spec.id or "", kind, title, block.line, block.section, spec, block.body)
         pending.append((block.line, step))
@@ -667,6 +674,15 @@ def _build_steps(
     return steps
 
 
+def _key_offset(body: str, key: str) -> int:
+    """The 0-based line of a top-level ``key:`` in a block body (0 when not found)."""
+    pattern = re.compile(rf"{re.escape(key)}\s*:")
+    for offset, text in enumerate(body.splitlines()):
+        if pattern.match(text):
+            return offset
+    return 0
+
+
 def _check_references(
     parse: _Parse, steps: list[Step], meta: FrontMatter, lines: list[str]
 ) -> None:
@@ -678,12 +694,28 @@ def _check_references(
     for step, made in zip(steps, produced, strict=True):
         for name in [*made.variables, *made.secrets]:
             later.setdefault(name, step.line)
+    configured = set(meta.variables) | BUILTIN_VARIABLES
     for step, made in zip(steps, produced, strict=True):
         if step.type.checks_references(step.spec):
             _check_step_references(parse, step, variables, secrets, later, made)
+            if getattr(step.spec, "watch", False):
+                _check_watch_references(parse, step, configured)
         # a step's own values are usable from the next step on (and where its kind says)
         variables.update(made.variables)
         secrets.update(made.secrets)
+
+
+def _check_watch_references(parse: _Parse, step: Step, configured: set[str]) -> None:
+    """A watched check runs outside any run: only the environment's values exist there."""
+    for offset, text in enumerate(step.source.splitlines()):
+        for name in references(text):
+            if not name.startswith("secrets.") and name not in configured:
+                parse.error(
+                    step.line + 1 + offset,
+                    f"'watch: true' check uses {{{{ {name} }}}}, which an earlier step "
+                    "captures; a watched check runs outside any run and sees only the "
+                    "environment's variables and secrets",
+                )
 
 
 def _check_step_references(

@@ -79,6 +79,11 @@ class Question:
     simulate: bool = True
     #: ``--yes`` answers it (confirmations in unprotected environments only)
     confirmation: bool = False
+    #: a page a person opens before answering (an OAuth authorization URL): the sandbox's
+    #: simulated operator presses ``visit_button`` there first; a text answer is then
+    #: where the browser was sent
+    visit: str | None = None
+    visit_button: str = "approve"
 
 
 @dataclass(frozen=True)
@@ -276,6 +281,21 @@ def simulated_reply(question: Question) -> Reply | None:
     return None
 
 
+async def _visit_in_sandbox_browser(question: Question) -> Reply:
+    """What a person would paste: open the page, press the button, copy the address bar."""
+    from .sandbox.browser import BrowserError, press
+
+    assert question.visit is not None
+    try:
+        where = await press(question.visit, question.visit_button)
+    except BrowserError as exc:
+        raise NoAnswer(f"the sandbox's simulated operator could not use the page: {exc}") from None
+    except OSError as exc:
+        raise NoAnswer(f"the sandbox's simulated operator could not open the page: {exc}") from None
+    note = f"the sandbox's simulated operator pressed {question.visit_button!r} in its browser"
+    return Reply(where, note, "simulated")
+
+
 @dataclass
 class HeadlessOperator:
     """Answers for ``opsconsole check``: the command line first, then ``--yes``, then the
@@ -299,6 +319,10 @@ class HeadlessOperator:
         if self.yes and question.confirmation and not self.protected:
             value = question.yes if isinstance(question, Choose) and question.yes else "yes"
             return Reply(value, "confirmed with --yes", "command line")
+        if self.simulate and question.visit and question.simulate:
+            where = await _visit_in_sandbox_browser(question)
+            if isinstance(question, EnterText):
+                return where
         if self.simulate:
             reply = simulated_reply(question)
             if reply is not None:

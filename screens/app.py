@@ -141,8 +141,9 @@ class OpsConsoleApp(App[int]):
         return None
 
     @work(exclusive=True, group="open", exit_on_error=False)
-    async def open_runbook(self, path: Path) -> None:
-        """Open a runbook's walkthrough in the current environment (offering to resume)."""
+    async def open_runbook(self, path: Path, focus_step: str | None = None) -> None:
+        """Open a runbook's walkthrough in the current environment (offering to resume);
+        ``focus_step``: select that step (the dashboard opens the check an operator picked)."""
         from opsconsole.run import RunStore, StepStatus
         from opsconsole.runlock import RunLock
         from opsconsole.session import open_session
@@ -231,7 +232,10 @@ class OpsConsoleApp(App[int]):
                 lock.release()
             self.notify(str(exc), title="Cannot start the run", severity="error", markup=False)
             return
-        await self.push_screen(WalkthroughScreen(session, self.settings))
+        walkthrough = WalkthroughScreen(session, self.settings)
+        await self.push_screen(walkthrough)
+        if focus_step is not None and focus_step in {step.id for step in runbook.steps}:
+            walkthrough.jump_to(focus_step)
         for problem in [*problems, *session.warnings]:
             self.notify(problem, title="Warning", severity="warning", markup=False, timeout=10)
 

@@ -279,6 +279,8 @@ class InputDialog(Dialog[Reply | None]):
     def compose_body(self) -> ComposeResult:
         question = self.question
         yield SafeText(Content.assemble((question.prompt, "bold")), classes="dialog-text")
+        if question.detail:
+            yield SafeText(Content(question.detail), classes="dialog-text")
         hint = f"Saved as {question.name}"
         if question.secret:
             hint += " (secret: never shown, never saved)"

@@ -54,6 +54,7 @@ class HomeScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("e", "pick_environment", "Environment", tooltip="Switch the environment"),
         Binding("r", "reload", "Reload", tooltip="Read the runbook files again"),
+        Binding("d", "dashboard", "Dashboard", tooltip="Health checks of this environment"),
     ]
 
     class CatalogLoaded(Message):
@@ -93,6 +94,16 @@ class HomeScreen(Screen[None]):
         self._build_columns()
         # parse after the first frame: the operator sees the console at once
         self.call_after_refresh(self.load_catalog)
+
+    def action_dashboard(self) -> None:
+        from .dashboard import DashboardScreen
+
+        runbooks = [
+            entry.runbook
+            for entry in self._entries.values()
+            if entry.ok and entry.runbook is not None
+        ]
+        self.app.push_screen(DashboardScreen(runbooks))
 
     def on_screen_resume(self) -> None:
         # Back from a walkthrough: the last-run column may have changed.

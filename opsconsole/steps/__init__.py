@@ -30,7 +30,19 @@ if TYPE_CHECKING:
 __all__ = ["kinds", "register", "step_type", "unregister"]
 
 #: the built-in kinds, in the order the docs list them
-BUILTIN_MODULES = ("http", "trigger", "command", "manual", "input", "confirm", "gate")
+BUILTIN_MODULES = (
+    "http",
+    "trigger",
+    "metrics",
+    "promql",
+    "burst",
+    "command",
+    "manual",
+    "input",
+    "confirm",
+    "gate",
+    "callback",
+)
 
 _registry: dict[str, StepType[Any]] = {}
 _loaded = False

@@ -54,6 +54,8 @@ class StepSpec(BaseModel):
     title: str | None = None
     #: None means "the kind decides" (StepType.mutates)
     mutating: bool | None = None
+    #: on the dashboard: checked again and again outside any run (read-only steps only)
+    watch: bool = False
 
     @field_validator("id")
     @classmethod

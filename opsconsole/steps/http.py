@@ -124,9 +124,10 @@ class HttpSpec(RequestFields):
 
 
 async def exchange(
-    ctx: StepContext[Any], spec: RequestFields
+    ctx: StepContext[Any], spec: RequestFields, extra_json: dict[str, Any] | None = None
 ) -> tuple[RequestArtifact, ResponseArtifact | None, str | None, bool]:
-    """Render and send one request.
+    """Render and send one request. ``extra_json``: fields added to the JSON body as they
+    are, never rendered (an operator's pasted value: data, not a template).
 
     Returns (request as sent, response or None, error or None, may_have_acted): the last
     is False only when provably nothing reached the server."""
@@ -136,6 +137,8 @@ async def exchange(
     headers = {k: ctx.render(str(v)) for k, v in spec.headers.items()}
     params = {k: ctx.render(str(v)) for k, v in spec.params.items()}
     document = render_value(spec.json_body, ctx.variables, ctx.secret)
+    if extra_json:
+        document = {**(document if isinstance(document, dict) else {}), **extra_json}
     content = ctx.render(spec.body) if spec.body is not None else None
     if ctx.secret_policy is not None:
         from ..template import secrets_used
@@ -265,13 +268,15 @@ class Judged:
     secrets: dict[str, str]
 
 
-async def send_and_judge(ctx: StepContext[Any], spec: HttpSpec) -> Judged | Outcome:
+async def send_and_judge(
+    ctx: StepContext[Any], spec: HttpSpec, extra_json: dict[str, Any] | None = None
+) -> Judged | Outcome:
     """Render, send and judge ``spec``; the Outcome when nothing came back to judge."""
     from ..expectations import evaluate_http
 
     try:
         expect, labels = render_expect(ctx, spec.expect)
-        request, response, error, acted = await exchange(ctx, spec)
+        request, response, error, acted = await exchange(ctx, spec, extra_json)
     except TemplateError as exc:
         raise TemplateError(f"cannot build the request: {exc}", exc.name) from None
     if response is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import ChainMap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
@@ -44,7 +44,7 @@ from .http import (
 if TYPE_CHECKING:
     from ..template import RenderContext
 
-__all__ = ["FOLLOW_ERROR_LIMIT", "FollowSpec", "TriggerSpec", "TriggerStep"]
+__all__ = ["FOLLOW_ERROR_LIMIT", "FollowSpec", "TriggerSpec", "TriggerStep", "with_values"]
 
 #: polls that may fail in a row before following gives up (one blip is not a failure)
 FOLLOW_ERROR_LIMIT = 2
@@ -244,11 +244,21 @@ def _with_captures(
     ctx: StepContext[TriggerSpec], captures: dict[str, str], secrets: dict[str, str]
 ) -> StepContext[Any]:
     """The follow request may use what the trigger captured (``{{ job_id }}``)."""
-    variables = ChainMap(captures, dict(ctx.variables))
-    ctx_trusted = frozenset(ctx.trusted) - frozenset(captures)
+    return with_values(ctx, captures, secrets)
+
+
+def with_values(
+    ctx: StepContext[Any], values: Mapping[str, str], secrets: Mapping[str, str] | None = None
+) -> StepContext[Any]:
+    """A read-only copy of ``ctx`` whose templates also see ``values`` (and ``secrets``):
+    a follow reads the trigger's captures, a burst its ``burst_user`` / ``burst_index``.
+    Values given here are never trusted (never raw at the start of a URL)."""
+    extra_secrets = dict(secrets or {})
+    variables = ChainMap(dict(values), dict(ctx.variables))
+    ctx_trusted = frozenset(ctx.trusted) - frozenset(values)
 
     def secret(name: str) -> str:
-        return secrets[name] if name in secrets else ctx.secret(name)
+        return extra_secrets[name] if name in extra_secrets else ctx.secret(name)
 
     def render(text: str, context: RenderContext = "text") -> str:
         from ..template import render as render_template
@@ -257,7 +267,7 @@ def _with_captures(
             text, variables, secret, context=context, trusted=ctx_trusted
         )
 
-    follow: StepContext[Any] = StepContext(
+    copy: StepContext[Any] = StepContext(
         step=ctx.step,
         spec=ctx.spec,
         variables=variables,
@@ -275,4 +285,4 @@ def _with_captures(
         secret_policy=ctx.secret_policy,
         trusted=ctx_trusted,
     )
-    return follow
+    return copy

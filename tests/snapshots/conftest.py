@@ -16,6 +16,8 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from tests.snapshots.test_screens import workdir  # noqa: F401  (a fixture for every snapshot file)
+
 RunBefore = Callable[[Pilot[Any]], Awaitable[None] | None]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostile_server import hostile_server  # noqa: F401  (a fixture: tests ask for it by name)
 from pilot_support import V2
 
 from opsconsole.config import ConsoleSettings, load_config
