@@ -87,6 +87,9 @@ COMMAND_CATEGORIES: dict[str, str] = {
     "music": "music",
 }
 
+#: every rate category the seed names
+CATEGORIES = ("user", "mod", "admin", "ai", "economy", "music")
+
 #: seconds; edges at the seed's 2 s and 5 s so the quantiles cross them where they should
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 2.5, 5.0, 7.5, 10.0)
 
@@ -143,6 +146,14 @@ class BotMetrics:
             registry=self.registry,
         )
         self.gateway.set(1)
+        # every series exists from the start at 0, so an error ratio is 0, never "no data"
+        for category in CATEGORIES:
+            self.latency.labels(category=category)
+            self.rate_limited.labels(category=category)
+            for status in ("ok", "error"):
+                self.commands.labels(category=category, status=status)
+        for status in ("ok", "error"):
+            self.db_queries.labels(status=status)
 
     def command(self, category: str, seconds: float, *, ok: bool) -> None:
         self.commands.labels(category=category, status="ok" if ok else "error").inc()

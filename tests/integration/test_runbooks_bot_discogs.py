@@ -7,15 +7,22 @@ threshold in the reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, RUNBOOKS
+from opsconsole.sandbox import Sandbox
+from tests.conftest import REPO, RUNBOOKS, require_tool
 
 BOT = RUNBOOKS / "discord-canary-deploy.md"
 DISCOGS = RUNBOOKS / "discogs-collection.md"
@@ -58,14 +65,21 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 def test_bot_smoke_steps_pass_in_the_sandbox() -> None:
-    code, report = check("bot")
-    assert code == 0, report
-    passed = {step for step, status in statuses(report).items() if status == "passed"}
-    assert {
+    _, report = check("bot")
+    found = statuses(report)
+    for step in (
         "smoke-health-up", "smoke-gateway", "smoke-db", "smoke-redis", "smoke-lavalink",
         "smoke-metrics", "smoke-db-ping", "smoke-db-ping-needs-auth",
-    } <= passed
-    assert report["summary"]["failed"] == 0
+        "rate-limit-mod", "rate-limit-user", "rate-limit-admin", "rate-limit-ai",
+    ):
+        assert found[step] == "passed", (step, found)
+    burst = next(step for step in report["steps"] if step["id"] == "rate-limit-mod")
+    assert "#11 got 429 (Retry-After 10)" in burst["detail"]
+    assert "users isolated, limit resets" in burst["detail"]
+    # the sandbox has no Prometheus wired in yet (prometheus_url): the PromQL steps are
+    # never reported passed without one (see the real-Prometheus tests below)
+    not_passed = {step for step, status in found.items() if status in ("failed", "inconclusive")}
+    assert not_passed <= {*PROMQL_STEPS, "staging-gate"}, not_passed
 
 
 def test_discogs_collection_steps_pass_in_the_sandbox() -> None:
@@ -91,3 +105,113 @@ def test_each_fault_fails_its_step_with_value_and_threshold(runbook: str, fault:
     assert next(iter(failed)) == step, failed
     for word in words:
         assert word in failed[step], (word, failed[step])
+
+
+# --------------------------------------------------------------------------- real Prometheus
+
+#: fault -> the gate step and the rollback trigger it fails, each with its threshold and the
+#: least value the reason must show
+PROMQL_FAULTS: dict[str, list[tuple[str, str, float]]] = {
+    "bot-error-spike": [
+        ("staging-error-rate", "expected < 0.01", 0.05),
+        ("trigger-command-error-rate", "> 0.05", 0.05),
+    ],
+    "bot-latency-spike": [
+        ("staging-p99-latency", "expected < 2", 5.0),
+        ("trigger-p99-latency", "> 5", 5.0),
+    ],
+}
+
+
+@contextlib.contextmanager
+def bot_with_prometheus(*faults: str) -> Iterator[tuple[Sandbox, str]]:
+    """The sandbox bot scraped every second by a real Prometheus, once it has data."""
+    binary = require_tool("prometheus")
+    from prometheus_api_client import PrometheusConnect
+
+    from opsconsole.prometheus import PrometheusServer, ScrapeTarget
+
+    with Sandbox(faults, services=["discord-bot"]) as bot:
+        target = ScrapeTarget("discord-bot", bot.variables["bot_url"])
+        with PrometheusServer([target], binary=binary) as server:
+            client = PrometheusConnect(server.url)
+            # bounded readiness wait (two scrapes make a rate), not a timed assertion
+            for _ in range(300):
+                if client.custom_query("count_over_time(chopsticks_gateway_connected[1m]) >= 3"):
+                    break
+                time.sleep(0.1)
+            else:
+                pytest.fail("Prometheus never scraped the bot")
+            yield bot, server.url
+
+
+def check_against(bot: Sandbox, prometheus_url: str, tmp_path: Path) -> dict[str, Any]:
+    """check in an environment of its own: the sandbox bot plus the given Prometheus."""
+    variables = {**bot.variables, "prometheus_url": prometheus_url}
+    config = tmp_path / "config.toml"
+    config.write_text(
+        "[environments.bot-staging]\n"
+        'secrets = ["admin_api_secret", "e2e_test_secret"]\n'
+        "[environments.bot-staging.variables]\n"
+        + "".join(f"{name} = {json.dumps(value)}\n" for name, value in variables.items()),
+        encoding="utf-8",
+    )
+    secrets = {
+        f"OPSCONSOLE_SECRET_{name.upper()}": value for name, value in bot.secret_values.items()
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "opsconsole.cli", "--config", str(config), "check", str(BOT),
+         "--env", "bot-staging", "--json", "--answer", "smoke-gate=go",
+         "--answer", "staging-gate=go"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **secrets},
+    )
+    assert done.stdout, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+PROMQL_STEPS = (
+    "staging-error-rate", "staging-p99-latency", "staging-no-alerts",
+    "trigger-command-error-rate", "trigger-p99-latency", "trigger-gateway-offline",
+    "trigger-db-error-rate", "trigger-p1-alert",
+)
+
+
+def test_monitoring_and_rollback_triggers_pass_against_a_real_prometheus(
+    tmp_path: Path,
+) -> None:
+    with bot_with_prometheus() as (bot, url):
+        report = check_against(bot, url, tmp_path)
+    found = statuses(report)
+    for step in PROMQL_STEPS:
+        assert found[step] == "passed", (step, report)
+
+
+@pytest.mark.parametrize("fault", sorted(PROMQL_FAULTS))
+def test_metric_faults_fail_the_gate_and_the_rollback_trigger(fault: str, tmp_path: Path) -> None:
+    with bot_with_prometheus(fault) as (bot, url):
+        report = check_against(bot, url, tmp_path)
+    failed = {step["id"]: step["detail"] for step in report["steps"] if step["status"] == "failed"}
+    expected = PROMQL_FAULTS[fault]
+    assert next(iter(failed)) == expected[0][0], failed
+    for step, threshold, least in expected:
+        assert threshold in failed[step], (step, failed)
+        shown = re.search(r"= (-?[0-9.e+-]+)", failed[step])
+        assert shown is not None and float(shown[1]) > least, (step, failed[step])
+    # nothing else fails: the other checks do not cry wolf
+    assert set(failed) <= {step for step, _, _ in expected} | {"staging-gate"}, failed
+
+
+def test_prometheus_down_is_inconclusive_never_passed(tmp_path: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with Sandbox(services=["discord-bot"]) as bot:
+        report = check_against(bot, closed, tmp_path)
+    found = statuses(report)
+    for step in PROMQL_STEPS:
+        assert found[step] == "inconclusive", (step, found[step])
