@@ -200,8 +200,8 @@ def create_discogs_app(
                     return
                 if "discogs-sync-failed" in faults and page == 1:
                     sync["results"].append(
-                        {"page": page, "status": "error", "releases": 0,
-                         "error": "Discogs returned 401 Unauthorized"}
+                        {"source": f"page {page}", "page": page, "status": "error", "releases": 0,
+                         "errors": ["Discogs returned 401 Unauthorized"]}
                     )
                     sync.update(
                         status="failed",
@@ -213,13 +213,15 @@ def create_discogs_app(
                 if "discogs-sync-partial" in faults and page == PARTIAL_FAILED_PAGE:
                     message = f"page {page} of {pages}: Discogs returned 502 Bad Gateway"
                     sync["results"].append(
-                        {"page": page, "status": "error", "releases": 0,
-                         "error": "Discogs returned 502 Bad Gateway"}
+                        {"source": f"page {page}", "page": page, "status": "error", "releases": 0,
+                         "errors": ["Discogs returned 502 Bad Gateway"]}
                     )
                     sync["warnings"].append(message)
                 else:
                     fetched += size
-                    sync["results"].append({"page": page, "status": "ok", "releases": size})
+                    sync["results"].append(
+                        {"source": f"page {page}", "page": page, "status": "ok", "releases": size}
+                    )
                 sync.update(page=page, pagesFetched=page, releaseCount=fetched)
         stamp = _now()
         with store.lock:
