@@ -162,12 +162,13 @@ def create_discogs_app(
     *,
     internal_token: str,
     job_seconds: float = 0.4,
-    approval_seconds: float = 1.0,
+    approval_seconds: float | None = 1.0,
 ) -> Starlette:
     """The Worker's Discogs routes and the stand-in authorize page.
 
     A sync takes ``job_seconds`` (the seed's ~30 s, shortened), enrichment five times
-    that; the simulated operator decides a pending connect after ``approval_seconds``."""
+    that; the simulated operator decides a pending connect after ``approval_seconds``
+    (None: nobody does, the page waits for a person or the sandbox browser's press)."""
     tasks: set[asyncio.Task[None]] = set()
 
     def spawn(work: Coroutine[Any, Any, None]) -> None:
@@ -345,9 +346,9 @@ def create_discogs_app(
         }
         return dict(account.enrichment), True
 
-    async def simulated_operator(account: _Account, token: str) -> None:
+    async def simulated_operator(account: _Account, token: str, delay: float) -> None:
         # answers the authorize page, and its browser follows the redirect to the callback
-        await asyncio.sleep(approval_seconds)
+        await asyncio.sleep(delay)
         verifier = decide(account, token, approve="discogs-connect-denied" not in faults)
         if verifier is not None:
             complete(account, token, verifier)
@@ -402,7 +403,8 @@ def create_discogs_app(
             account.request_token, account.verifier = token, None
             account.connect_state = "pending"
         authorize_url = f"{request.base_url}oauth/authorize?{urlencode({'oauth_token': token})}"
-        spawn(simulated_operator(account, token))
+        if approval_seconds is not None:
+            spawn(simulated_operator(account, token, approval_seconds))
         # a redirect to the authorize page, with its address as JSON for a client that
         # does not follow redirects (the console shows it)
         return JSONResponse(
@@ -590,8 +592,9 @@ class DiscogsCollection(SandboxService):
         Fault("discogs-slow-stats", "discogs-stats answers after 4 s (the page polls every 3 s)"),
         Fault("discogs-connect-denied", "the operator denies access on the Discogs authorize page"),
     )
-    #: how long the simulated operator takes to answer the authorize page
-    approval_seconds: float = 1.0
+    #: how long the simulated operator takes to answer the authorize page; None leaves it
+    #: to a person or to the sandbox browser (``sandbox/browser.press`` finds its buttons)
+    approval_seconds: float | None = 1.0
 
     def __init__(self) -> None:
         self.store = CollectionStore()

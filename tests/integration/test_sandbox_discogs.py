@@ -6,6 +6,7 @@ messages are the seed's (and the real Worker's, where the seed is silent).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import time
@@ -67,7 +68,7 @@ def site(*faults: str, job_seconds: float = 0.3) -> Iterator[Site]:
     store, token = CollectionStore(), secrets.token_urlsafe(16)
     app = create_discogs_app(
         store, FaultSwitches(faults), internal_token=token, job_seconds=job_seconds,
-        approval_seconds=3600,
+        approval_seconds=None,
     )
     with LoopbackServers() as servers:
         port = servers.serve("web", app)
@@ -266,3 +267,16 @@ def test_stats_before_any_sync_is_404() -> None:
         web.store.accounts[SANDBOX_USER].connect_state = "connected"
         stats = web.get("/api/internal/discogs-stats")
         assert (stats.status_code, stats.json()) == (404, {"error": "Collection not synced yet"})
+
+
+@pytest.mark.parametrize(("button", "state"), [("approve", "connected"), ("deny", "denied")])
+def test_the_sandbox_browser_can_answer_the_authorize_page(button: str, state: str) -> None:
+    """The page works with the simulated operator's browser (questions with ``visit``)."""
+    from opsconsole.sandbox.browser import press
+
+    with site() as web:
+        start = web.http.get("/api/auth/discogs/connect", params=USER)
+        sent_to = asyncio.run(press(start.headers["location"], button))
+        assert urlsplit(sent_to).path == "/api/auth/discogs/callback"
+        web.http.get(sent_to)
+        assert web.http.get("/api/auth/discogs/status", params=USER).json()["state"] == state
