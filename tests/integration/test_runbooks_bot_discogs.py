@@ -65,12 +65,15 @@ def statuses(report: dict[str, Any]) -> dict[str, str]:
 
 
 def test_bot_smoke_steps_pass_in_the_sandbox() -> None:
-    _, report = check("bot")
+    # past the staging gate too (it says no-go while the sandbox has no Prometheus): the
+    # same health check after promotion and after a rollback
+    _, report = check("bot", "--answer", "staging-gate=go")
     found = statuses(report)
     for step in (
         "smoke-health-up", "smoke-gateway", "smoke-db", "smoke-redis", "smoke-lavalink",
         "smoke-metrics", "smoke-db-ping", "smoke-db-ping-needs-auth",
         "rate-limit-mod", "rate-limit-user", "rate-limit-admin", "rate-limit-ai",
+        "post-deploy-health", "rollback-health",
     ):
         assert found[step] == "passed", (step, found)
     burst = next(step for step in report["steps"] if step["id"] == "rate-limit-mod")
