@@ -277,6 +277,7 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             yes=args.yes,
             simulate=args.sandbox,
             protected=environment.protected,
+            browser=sandbox.simulated_browser if sandbox is not None else None,
         )
 
         def progress(step: object, entry: dict[str, object]) -> None:

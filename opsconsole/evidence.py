@@ -124,6 +124,12 @@ def render_evidence(session: RunSession) -> str:
                 lines += _attempt_lines(attempt, number, total)
             if result.status is not StepStatus.PENDING:
                 lines += _attempt_lines(result, total, total)
+            if result.status in {StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE}:
+                from .triage import triage_for
+
+                row = triage_for(runbook.triage, result)
+                if row is not None:
+                    lines += ["", f"- Triage ({row.signal}): {row.meaning} → {row.action}"]
     lines.append("")
     # Everything above came from redacted state; this pass is the backstop. A server's
     # escape sequences are shown, never sent to the terminal of whoever reads the report.

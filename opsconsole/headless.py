@@ -171,6 +171,9 @@ class CheckReport:
             if status != "passed":
                 lines.append(f"    {detail}" if detail.startswith(status) else
                              f"    {status}: {detail}")
+            triage = step.get("triage")
+            if isinstance(triage, dict):
+                lines.append(f"    triage: {triage['meaning']} → {triage['action']}")
         lines.append(self.summary_line())
         verdict = self.verdict()
         if verdict:
@@ -269,7 +272,18 @@ def _step_json(step: Step, session: RunSession, skipped: str | None = None) -> d
         entry["answer"] = result.answer
     if result.simulated:
         entry["answered_by"] = "simulated operator"
+    if shown in BAD_STATUSES:
+        from .triage import triage_for
+
+        row = triage_for(session.runbook.triage, result)
+        if row is not None:
+            entry["triage"] = row.to_dict()
     junit = [f"{'ok ' if a.ok else 'FAIL'} {a.name}: {a.detail}" for a in result.assertions]
+    if "triage" in entry:
+        row_json = entry["triage"]
+        assert isinstance(row_json, dict)
+        junit.insert(0, f"triage ({row_json['signal']}): {row_json['meaning']} → "
+                        f"{row_json['action']}")
     junit += [artifact.junit() for artifact in result.artifacts]
     entry["junit"] = "\n".join(junit)
     return session.redactor.redact_obj(entry)  # type: ignore[no-any-return]

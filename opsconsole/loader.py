@@ -41,6 +41,7 @@ from .model import Runbook, Section, Step
 from .steps import kinds, step_type
 from .steps.base import Produces
 from .template import references, template_problems
+from .triage import TriageRow, rows_from_table
 
 __all__ = [
     "MAX_RUNBOOK_BYTES",
@@ -71,6 +72,17 @@ _TASK = re.compile(r"^\[( |x|X)\]\s+")
 _NESTED_TASK = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+\[( |x|X)\]\s")
 
 
+class TriageEntry(BaseModel):
+    """One front-matter triage row."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signal: str
+    meaning: str
+    action: str
+    surface: str = ""
+
+
 class FrontMatter(BaseModel):
     """The fields opsconsole reads; any other field is kept in ``model_extra``.
 
@@ -89,6 +101,8 @@ class FrontMatter(BaseModel):
     #: name -> description; a plain list of names is accepted too
     variables: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
+    #: failure triage rows (signal, meaning, action, surface), as a Markdown table would give
+    triage: list[TriageEntry] = Field(default_factory=list)
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -146,8 +160,8 @@ class _Parse:
 
 def _markdown() -> MarkdownIt:
     # Block structure only: prose is kept as source lines, so inline markup is parsed
-    # just for titles (_InlineText); tables would change nothing the loader reads.
-    return MarkdownIt("commonmark").use(front_matter_plugin).disable("inline")
+    # just for titles (_InlineText); tables are read for a section's triage table.
+    return MarkdownIt("commonmark").use(front_matter_plugin).enable("table").disable("inline")
 
 
 def _slug(text: str) -> str:
@@ -490,6 +504,9 @@ def parse_runbook(
     blocks: list[_Block] = []
     manual: list[tuple[int, int, str, str]] = []  # (line, section, text, detail)
     title_from_h1: str | None = None
+    triage: list[TriageRow] = [
+        TriageRow(e.signal, e.meaning, e.action, e.surface) for e in meta.triage
+    ]
     excluded: list[tuple[int, int]] = []  # 0-based [start, end) ranges hidden from prose
 
     def current_section(line0: int) -> int:
@@ -526,6 +543,9 @@ def parse_runbook(
                 excluded.append((token.map[0], token.map[1]))
             elif words and words[0].lower() in SHELL_LANGUAGES and token.content.strip():
                 blocks.append(_Block("shell", line, token.content, current_section(line), info))
+        elif token.type == "table_open" and sections and "triage" in sections[-1].title.lower():
+            index = _triage_table(tokens, index, triage)
+            continue
         elif token.type == "inline" and token.map and tokens[index - 1].type == "paragraph_open":
             opener = tokens[index - 2] if index >= 2 else None
             match = _TASK.match(token.content)
@@ -572,9 +592,39 @@ def parse_runbook(
         steps=steps,
         digest=hashlib.sha256(raw).hexdigest(),
         front_matter=dict(meta.model_extra or {}),
+        triage=triage,
     )
     parse.errors.sort(key=lambda error: error.line)
     return runbook, parse.errors
+
+
+def _triage_table(tokens: list[Token], index: int, triage: list[TriageRow]) -> int:
+    """Read the table opening at ``index`` into ``triage`` when its header names Signal,
+    Meaning and Action; returns the index after the table."""
+    header: list[str] = []
+    rows: list[tuple[int, list[str]]] = []
+    cells: list[str] | None = None
+    in_head = False
+    while index < len(tokens) and tokens[index].type != "table_close":
+        token = tokens[index]
+        if token.type == "thead_open":
+            in_head = True
+        elif token.type == "thead_close":
+            in_head = False
+        elif token.type == "tr_open":
+            cells = []
+            line = (token.map[0] + 1) if token.map else 0
+        elif token.type == "inline" and cells is not None:
+            cells.append(token.content.replace("`", "").strip())
+        elif token.type == "tr_close" and cells is not None:
+            if in_head:
+                header = cells
+            else:
+                rows.append((line, cells))
+            cells = None
+        index += 1
+    triage.extend(rows_from_table(header, rows) or [])
+    return index + 1
 
 
 def meta_end(tokens: list[Token]) -> int:

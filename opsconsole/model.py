@@ -20,6 +20,7 @@ from pydantic import BeforeValidator
 
 if TYPE_CHECKING:
     from .steps.base import StepSpec, StepType
+    from .triage import TriageRow
 
 __all__ = [
     "Duration",
@@ -143,6 +144,8 @@ class Runbook:
     digest: str = ""
     #: front-matter fields opsconsole does not use itself (site generators, Runme)
     front_matter: dict[str, Any] = field(default_factory=dict)
+    #: the failure triage table (a table under a "Triage" heading, or front matter)
+    triage: list[TriageRow] = field(default_factory=list)
     _index: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 
     def index_of(self, step_id: str) -> int:

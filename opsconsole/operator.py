@@ -21,7 +21,7 @@ command written for people, nor a typed confirmation).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .model import Step
 
 __all__ = [
+    "ApproveInBrowser",
     "ApprovePlan",
     "Choice",
     "Choose",
@@ -142,6 +143,26 @@ class ApprovePlan(Question):
     where: str = ""
     #: the working directory it runs in ("" when it does not apply)
     directory: str = ""
+
+
+@dataclass(frozen=True)
+class ApproveInBrowser(Question):
+    """Approve a sign-in in a browser (OAuth device flow) while the step polls.
+
+    Answered with "approved" (the operator says it is done: polling goes on at its
+    interval), "restart" (a new code) or cancelled. The simulated operator answers it
+    only through a browser the sandbox lends it (:attr:`HeadlessOperator.browser`)."""
+
+    user_code: str = ""
+    verification_uri: str = ""
+    verification_uri_complete: str = ""
+    #: when the code expires (wall-clock epoch seconds)
+    expires_at: float = 0.0
+
+    @property
+    def url(self) -> str:
+        """The URL to open: the complete one (code filled in) when there is one."""
+        return self.verification_uri_complete or self.verification_uri
 
 
 @dataclass(frozen=True)
@@ -308,6 +329,9 @@ class HeadlessOperator:
     #: where events go (the CLI prints notes to stderr); None drops them
     sink: Callable[[Step, Event], None] | None = None
     used: set[str] = field(default_factory=set)
+    #: the simulated operator's browser (the sandbox's): opens a URL and approves the
+    #: sign-in there; returns what it did ("approved", "denied"). None: it has none.
+    browser: Callable[[str], Awaitable[str]] | None = None
 
     async def ask(self, step: Step, question: Question) -> Reply:
         for key in (f"{step.id}.{question.key}", step.id):
@@ -319,7 +343,18 @@ class HeadlessOperator:
         if self.yes and question.confirmation and not self.protected:
             value = question.yes if isinstance(question, Choose) and question.yes else "yes"
             return Reply(value, "confirmed with --yes", "command line")
+        if self.simulate and isinstance(question, ApproveInBrowser):
+            if self.browser is None:
+                raise NoAnswer(question.unattended_reason)
+            did = await self.browser(question.url)
+            return Reply(
+                "approved",
+                f"{did} in the sandbox's browser by the sandbox's simulated operator",
+                "simulated",
+            )
         if self.simulate and question.visit and question.simulate:
+            if self.browser is None:  # only a sandbox lends the simulated operator a browser
+                raise NoAnswer(question.unattended_reason)
             where = await _visit_in_sandbox_browser(question)
             if isinstance(question, EnterText):
                 return where

@@ -286,7 +286,9 @@ class RunSession:
     def secret_value(self, name: str) -> str:
         secret = self.secrets.cached(name)
         if secret is None:
-            raise TemplateError(f"secret {name!r} is not available (see the start-up warning)")
+            raise TemplateError(
+                f"secret {name!r} is not available (see the start-up warning)", f"secrets.{name}"
+            )
         return secret.reveal()
 
     def next_step_id(self, start: int = 0) -> str | None:

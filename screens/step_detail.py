@@ -37,6 +37,8 @@ BLOCK_CHARS = 4000
 MAX_BLOCKS = 6
 
 _TRUNCATED = "… (cut on screen; the evidence has it)"
+#: results beside which the runbook's triage row is shown
+_TRIAGED = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
 _SIMULATED = "answered by the sandbox's simulated operator"
 
 Part = str | Content | tuple[str, str]
@@ -73,6 +75,7 @@ class StepDetail(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="step-head", markup=False)
         yield Static(id="step-outcome", classes="detail-block", markup=False)
+        yield Static(id="step-triage", classes="detail-block", markup=False)
         for index in range(MAX_BLOCKS):
             yield Static(id=f"step-block-title-{index}", classes="detail-block", markup=False)
             yield Static(id=f"step-block-{index}", classes="detail-code", markup=False)
@@ -98,6 +101,7 @@ class StepDetail(Vertical):
         status = StepStatus.RUNNING if running else result.status
         self._set("step-head", self._head(step, status))
         self._set("step-outcome", self._outcome(step, result, status))
+        self._set("step-triage", self._triage(session, result, status))
         blocks = self._blocks(session, step, result)
         for index in range(MAX_BLOCKS):
             title, body = blocks[index] if index < len(blocks) else (None, None)
@@ -150,6 +154,25 @@ class StepDetail(Vertical):
         if timing:
             parts += ["\n", (timing, "$text-muted")]
         return Content.assemble(*parts)
+
+    def _triage(
+        self, session: RunSession, result: StepResult, status: StepStatus
+    ) -> Content | None:
+        """The runbook's triage row for this failure: what it means, what to do."""
+        if status not in _TRIAGED:
+            return None
+        from opsconsole.triage import triage_for
+
+        row = triage_for(session.runbook.triage, result)
+        if row is None:
+            return None
+        return Content.assemble(
+            ("Triage ", "bold $warning"),
+            (f"(runbook line {row.line}: {row.signal})" if row.line else f"({row.signal})",
+             "$text-muted"),
+            "\n", ("means  ", "$text-muted"), row.meaning,
+            "\n", ("do     ", "$text-muted"), (row.action, "bold"),
+        )
 
     def _blocks(
         self, session: RunSession, step: Step, result: StepResult

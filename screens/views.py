@@ -168,6 +168,34 @@ class InputView(StepView):
         return "Question", Content(preview(session, getattr(step.spec, "prompt", step.title)))
 
 
+class DeviceFlowView(StepView):
+    """device_flow: where the sign-in starts and what is polled; its dialog shows the code."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        return "Sign-in", Content.assemble(
+            ("start ", "$text-muted"), f"{spec.start.method} ",
+            preview(session, spec.start.url, "url"),
+            ("\npoll  ", "$text-muted"), f"{spec.poll.method} ",
+            preview(session, spec.poll.url, "url"),
+            *(("\nthen  ", "$text-muted"), f"{spec.finalize.method} ",
+              preview(session, spec.finalize.url, "url")) if spec.finalize else (),
+            ("\ntoken ", "$text-muted"), f"secret {spec.secret} (kept in {spec.keep})",
+        )
+
+    def pending_hint(self, step: Step) -> str:
+        return "Not run yet: enter (or r) shows a code and a URL to approve in any browser."
+
+    def dialog(self, session: RunSession, step: Step, question: Question) -> Dialog[Reply | None]:
+        from opsconsole.operator import ApproveInBrowser
+
+        if isinstance(question, ApproveInBrowser):
+            from .device_flow import DeviceFlowDialog
+
+            return DeviceFlowDialog(step, question)
+        return super().dialog(session, step, question)
+
+
 class GateView(StepView):
     def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
         blockers = session.gate_blockers(step)
@@ -197,6 +225,7 @@ _VIEWS: dict[str, StepView] = {
     "confirm": ConfirmView(),
     "input": InputView(),
     "gate": GateView(),
+    "device_flow": DeviceFlowView(),
 }
 _GENERIC = StepView()
 

@@ -78,7 +78,13 @@ class ConsoleOperator:
 
     async def ask(self, step: Step, question: Question) -> Reply:
         dialog = view_for(step.kind).dialog(self.screen.session, step, question)
-        reply = await self.screen.app.push_screen_wait(dialog)
+        try:
+            reply = await self.screen.app.push_screen_wait(dialog)
+        except asyncio.CancelledError:
+            # the step no longer needs the answer (a device flow got its token): close it
+            if dialog.is_attached and self.screen.app.screen is dialog:
+                dialog.dismiss(None)
+            raise
         if reply is None:
             raise StepCancelled("the operator cancelled")
         return reply
@@ -575,6 +581,9 @@ class WalkthroughScreen(Screen[None]):
                 )
                 share = f" {event.fraction:.0%}" if event.fraction is not None else ""
                 lines.append(f"  {event.label}{done}{share}")
+        watching = getattr(self.app.screen, "step_events", None)
+        if watching is not None and self.app.screen is not self:
+            watching([event for _step_id, event in events])  # an open device-flow dialog
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
             self.query_one(RichLog).write(Text(visible("\n".join(lines))))

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .bot import DiscordBot
+from .broker import DiscogsBroker
+from .device_auth import DeviceAuthServer
 from .discogs_collection import DiscogsCollection
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
@@ -19,7 +21,13 @@ __all__ = [
 ]
 
 #: every sandbox service, in the order they start
-SERVICES: tuple[type[SandboxService], ...] = (V2ControlPlane, DiscordBot, DiscogsCollection)
+SERVICES: tuple[type[SandboxService], ...] = (
+    V2ControlPlane,
+    DiscogsBroker,
+    DeviceAuthServer,
+    DiscordBot,
+    DiscogsCollection,
+)
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the
 #: live view: which service, whether it is on)

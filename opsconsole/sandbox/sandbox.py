@@ -162,6 +162,36 @@ class Sandbox:
                 )
         check_fault_names(names, self._fault_owners)
 
+    # -- the simulated operator's browser ---------------------------------------------
+
+    async def simulated_browser(self, url: str) -> str:
+        """Open ``url`` and approve the sign-in there, as a person would in a browser.
+
+        Only pages this sandbox serves (the broker's approval page, the device
+        authorization server's verification page): the simulated operator never
+        approves anything outside the sandbox. The page's form posts back to itself
+        with ``decision=approve``. Returns what the page said ("approved", "refused: …").
+        """
+        import httpx
+
+        served = {
+            value.rstrip("/")
+            for value in self.variables.values()
+            if value.startswith("http://127.0.0.1:")
+        }
+        target = httpx.URL(url)
+        base = f"{target.scheme}://{target.host}:{target.port}"
+        if base not in served:
+            return "not opened (not a page of this sandbox)"
+        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
+            page = await client.get(url)
+            if page.status_code != 200:
+                return f"not approved: the page answered {page.status_code}"
+            clicked = await client.post(url, data={"decision": "approve"})
+        if clicked.status_code != 200:
+            return f"not approved: the page answered {clicked.status_code}"
+        return "approved" if "Approved" in clicked.text else "refused on the page"
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @property

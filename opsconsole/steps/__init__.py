@@ -42,6 +42,7 @@ BUILTIN_MODULES = (
     "confirm",
     "gate",
     "callback",
+    "device_flow",
 )
 
 _registry: dict[str, StepType[Any]] = {}
