@@ -27,9 +27,11 @@ __all__ = [
     "Artifact",
     "Block",
     "CommandArtifact",
+    "JobResultArtifact",
     "KeyValuesArtifact",
     "MeasurementsArtifact",
     "OutputArtifact",
+    "ProgressArtifact",
     "RequestArtifact",
     "ResponseArtifact",
     "SeriesArtifact",
@@ -405,6 +407,103 @@ class SeriesArtifact(_Artifact):
         return self.model_copy(update={"points": self.points[-SAVED_ROWS_LIMIT:]})
 
 
+#: the badge's mark, so it reads without colour too
+BADGE_MARK = {"Success": "✓", "Partial": "▲", "Failed": "✗"}
+
+
+class JobResultArtifact(_Artifact):
+    """A job's result as the operator reads it: a badge, per-source statuses, key metrics,
+    warnings (the seed's "Manual sync status" panel)."""
+
+    type: Literal["job_result"] = "job_result"
+    badge: Literal["Success", "Partial", "Failed"]
+    #: the job's own overall status ("" when the runbook does not point at one)
+    status: str = ""
+    #: source, status, detail ("2 errors: …"), "ok" or "problem"
+    sources: list[list[str]] = Field(default_factory=list)
+    metrics: list[tuple[str, str]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    def head(self) -> str:
+        status = f" (status {self.status})" if self.status else ""
+        return f"{BADGE_MARK[self.badge]} {self.badge}{status}"
+
+    def blocks(self) -> list[Block]:
+        lines = []
+        if self.metrics:
+            width = max(len(k) for k, _ in self.metrics)
+            lines += [f"{k.ljust(width)}  {v}" for k, v in self.metrics]
+        if self.warnings:
+            lines += ["", f"Warnings ({len(self.warnings)}):"] if lines else [
+                f"Warnings ({len(self.warnings)}):"]
+            lines += [f"  ! {w}" for w in self.warnings[:20]]
+            if len(self.warnings) > 20:
+                lines.append(f"  … {len(self.warnings) - 20} more in the evidence")
+        blocks = [Block(f"Result: {self.head()}", "\n".join(lines) or "(no key metrics)")]
+        if self.sources:
+            table = TableArtifact(
+                title="Sources", columns=["source", "status", "detail"],
+                rows=[[mark_row(row)[0], *row[1:3]] for row in self.sources],
+            )
+            blocks += table.blocks()
+        return blocks
+
+    def markdown(self) -> str:
+        parts = [f"Result: **{self.badge}**" + (f" (status `{self.status}`)" if self.status
+                                                  else "")]
+        if self.sources:
+            parts.append(
+                TableArtifact(title="Sources", columns=["source", "status", "detail", "state"],
+                              rows=self.sources).markdown()
+            )
+        if self.metrics:
+            parts.append("Key metrics:\n\n" + "\n".join(f"- {k}: {v}" for k, v in self.metrics))
+        if self.warnings:
+            parts.append("Warnings:\n\n" + "\n".join(f"- {_cell(w)}" for w in self.warnings))
+        return "\n\n".join(parts)
+
+    def capped(self) -> Self:
+        return self.model_copy(
+            update={
+                "sources": self.sources[:SAVED_ROWS_LIMIT],
+                "warnings": [w[:2000] for w in self.warnings[:SAVED_ROWS_LIMIT]],
+            }
+        )
+
+
+def mark_row(row: list[str]) -> list[str]:
+    """A source row with its name marked ✓ / ! by its state (the last column)."""
+    mark = "✓" if row[-1] == "ok" else "!"
+    return [f"{mark} {row[0]}", *row[1:]]
+
+
+class ProgressArtifact(_Artifact):
+    """How far a followed job got: x of y, and the rate."""
+
+    type: Literal["progress"] = "progress"
+    label: str = "Progress"
+    done: int = 0
+    total: int | None = None
+    #: items per second since following began (None: not known yet)
+    rate: float | None = None
+    finished: bool = False
+
+    def line(self, width: int = 30) -> str:
+        rate = f" · {self.rate:,.1f}/s" if self.rate is not None else ""
+        if not self.total:
+            return f"{self.done:,} done{rate}"
+        share = min(max(self.done / self.total, 0.0), 1.0)
+        filled = round(share * width)
+        bar = "█" * filled + "░" * (width - filled)
+        return f"{bar} {self.done:,} of {self.total:,} ({share:.0%}){rate}"
+
+    def blocks(self) -> list[Block]:
+        return [Block(self.label, self.line())]
+
+    def markdown(self) -> str:
+        return f"- {self.label}: {self.line(0).strip()}"
+
+
 def _cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
 
@@ -418,7 +517,9 @@ Artifact = Annotated[
     | MeasurementsArtifact
     | TableArtifact
     | KeyValuesArtifact
-    | SeriesArtifact,
+    | SeriesArtifact
+    | JobResultArtifact
+    | ProgressArtifact,
     Field(discriminator="type"),
 ]
 

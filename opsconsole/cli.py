@@ -259,6 +259,8 @@ def cmd_check(args: argparse.Namespace, config_path: Path | None, env_name: str 
             except OpsConsoleError as exc:
                 return _fail(str(exc))
             sandbox.start()
+            for note in sandbox.notes:  # e.g. no Prometheus: PromQL checks have no data
+                print(terminal_safe(note), file=sys.stderr, flush=True)
             sandbox.install_keyring()
             config = load_config(sandbox.config_path)
             environment = config.environment(sandbox.environment_name)
@@ -387,6 +389,8 @@ def cmd_demo(faults: list[str]) -> int:
         return _fail(str(exc))
     print("Starting the demo sandbox on loopback…", file=sys.stderr, flush=True)
     sandbox.start()
+    for note in sandbox.notes:
+        print(terminal_safe(note), file=sys.stderr, flush=True)
     try:
         sandbox.install_keyring()
         config = load_config(sandbox.config_path)

@@ -19,18 +19,19 @@ import os
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .errors import OpsConsoleError
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = [
     "ABSENT_NOTE",
@@ -119,6 +120,7 @@ class PrometheusServer:
         self._process: subprocess.Popen[bytes] | None = None
         self._lifeline: int | None = None
         self._directory: Path | None = None
+        self._port = 0
 
     def __enter__(self) -> PrometheusServer:
         return self.start()
@@ -149,23 +151,28 @@ class PrometheusServer:
         return self
 
     def _start(self) -> None:
-        from .process import _guarded, child_environment
-
-        assert self.binary is not None
         self._directory = Path(tempfile.mkdtemp(prefix="opsconsole-prometheus-"))
         config = self._directory / "prometheus.yml"
         config.write_text(render_config(self.targets, self.scrape_interval), encoding="utf-8")
-        port = _free_port()
+        self._port = _free_port()
+        self._launch()
+
+    def _launch(self) -> None:
+        import subprocess
+
+        from .process import _guarded, child_environment
+
+        assert self.binary is not None and self._directory is not None
         argv = [
             self.binary,
-            f"--config.file={config}",
+            f"--config.file={self._directory / 'prometheus.yml'}",
             f"--storage.tsdb.path={self._directory / 'data'}",
-            f"--web.listen-address={HOST}:{port}",
+            f"--web.listen-address={HOST}:{self._port}",
             "--storage.tsdb.retention.time=2h",
             "--log.level=warn",
         ]
         read_end, self._lifeline = os.pipe()
-        log = (self._directory / "prometheus.log").open("wb")
+        log = (self._directory / "prometheus.log").open("ab")
         try:
             self._process = subprocess.Popen(  # noqa: S603 - a fixed argv, no shell
                 _guarded(argv, read_end, self.grace),
@@ -180,7 +187,7 @@ class PrometheusServer:
         finally:
             os.close(read_end)
             log.close()
-        url = f"http://{HOST}:{port}"
+        url = f"http://{HOST}:{self._port}"
         deadline = time.monotonic() + self.ready_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -196,6 +203,21 @@ class PrometheusServer:
             f"Prometheus did not become ready within {self.ready_timeout:g}s: " + self._log_tail()
         )
 
+    def pause(self) -> None:
+        """Stop the process but keep its port, config and data (:meth:`resume` restarts it):
+        the sandbox's "Prometheus down" fault. Queries meanwhile are refused."""
+        self._terminate()
+
+    def resume(self) -> None:
+        """Start it again on the same port, with the same data."""
+        if self._process is not None or self._directory is None:
+            return
+        try:
+            self._launch()
+        except BaseException:
+            self._terminate()
+            raise
+
     def _log_tail(self) -> str:
         if self._directory is None:
             return ""
@@ -205,7 +227,17 @@ class PrometheusServer:
         return "(no output)"
 
     def stop(self) -> None:
-        """Stop its process group (SIGTERM, then SIGKILL after ``grace``); safe to repeat."""
+        """Stop its process group (SIGTERM, then SIGKILL after ``grace``) and delete its
+        files; safe to repeat."""
+        self._terminate()
+        directory, self._directory = self._directory, None
+        if directory is not None:
+            shutil.rmtree(directory, ignore_errors=True)
+        self.url = ""
+
+    def _terminate(self) -> None:
+        import subprocess
+
         process, self._process = self._process, None
         if process is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -220,13 +252,12 @@ class PrometheusServer:
             with contextlib.suppress(OSError):
                 os.close(self._lifeline)
             self._lifeline = None
-        directory, self._directory = self._directory, None
-        if directory is not None:
-            shutil.rmtree(directory, ignore_errors=True)
-        self.url = ""
 
 
 def _ready(url: str) -> bool:
+    import urllib.error
+    import urllib.request
+
     # no proxy from the environment: this is loopback
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:

@@ -124,6 +124,11 @@ class RequestView(StepView):
                 ("\nuntil ", "$text-muted"),
                 f"{follow.state} in {', '.join(follow.succeeded + follow.failed)}",
             )
+        confirm = getattr(spec, "confirm", None)
+        if confirm:
+            content = Content.assemble(
+                ("asks first: ", "$text-muted"), preview(session, confirm), "\n", content
+            )
         return "Request", content
 
 
@@ -217,6 +222,42 @@ class GateView(StepView):
         return super().dialog(session, step, question)
 
 
+class PromqlView(StepView):
+    """promql: the query, where it goes, its conditions and how many measurements."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        parts: list[str | Content | tuple[str, str]] = [
+            ("query ", "$text-muted"), str(spec.query),
+            ("\non ", "$text-muted"), preview(session, spec.prometheus, "url"),
+        ]
+        for name in ("success", "failure"):
+            if getattr(spec, name) is not None:
+                parts += [(f"\n{name} ", "$text-muted"), str(getattr(spec, name))]
+        analysis = spec.analysis
+        if analysis is not None and analysis.count:
+            every = f" every {analysis.interval:g}s" if analysis.interval else ""
+            parts += [("\nmeasures ", "$text-muted"), f"{analysis.count} times{every}"]
+        return "PromQL", Content.assemble(*parts)
+
+
+class SamplesView(StepView):
+    """metrics: the endpoint and every sample with its threshold."""
+
+    def action(self, session: RunSession, step: Step) -> tuple[str, Content | None]:
+        spec: Any = step.spec
+        parts: list[str | Content | tuple[str, str]] = [
+            (f"{spec.method} ", "bold"), preview(session, spec.url, "url")
+        ]
+        for sample in spec.samples:
+            labels = ",".join(f"{k}={v}" for k, v in sample.labels.items())
+            parts += ["\n", sample.name + (f"{{{labels}}}" if labels else ""), " ",
+                      (str(sample.ok), "bold")]
+            if sample.warn is not None:
+                parts += [("  warn ", "$text-muted"), str(sample.warn)]
+        return "Scrape", Content.assemble(*parts)
+
+
 _VIEWS: dict[str, StepView] = {
     "http": RequestView(),
     "trigger": RequestView(),
@@ -226,6 +267,8 @@ _VIEWS: dict[str, StepView] = {
     "input": InputView(),
     "gate": GateView(),
     "device_flow": DeviceFlowView(),
+    "promql": PromqlView(),
+    "metrics": SamplesView(),
 }
 _GENERIC = StepView()
 

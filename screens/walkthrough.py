@@ -587,6 +587,11 @@ class WalkthroughScreen(Screen[None]):
         if lines:
             # one write for the whole burst: a single render, and the log trims to max_lines
             self.query_one(RichLog).write(Text(visible("\n".join(lines))))
+        # a running step's detail follows what it saved so far (progress, measurements)
+        running = self.running_step
+        if running is not None and any(step_id == running for step_id, _ in events):
+            if self.query_one(StepList).selected_step_id == running:
+                self._show_step(running)
 
     @on(StepSettled)
     def _step_settled(self, message: StepSettled) -> None:

@@ -22,6 +22,7 @@ def open_runbook(
     **session_args: Any,
 ) -> RunSession:
     """A session over ``text`` in an unprotected test environment with ``variables``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     runbook = load_runbook(path)

@@ -8,6 +8,7 @@ from .bot import DiscordBot
 from .broker import DiscogsBroker
 from .device_auth import DeviceAuthServer
 from .discogs_collection import DiscogsCollection
+from .prometheus_service import PrometheusService
 from .service import SandboxService, UnknownService
 from .v2 import V2ControlPlane
 
@@ -27,6 +28,8 @@ SERVICES: tuple[type[SandboxService], ...] = (
     DeviceAuthServer,
     DiscordBot,
     DiscogsCollection,
+    # last: it scrapes the services before it that have a metrics_path
+    PrometheusService,
 )
 
 #: fault name -> description, over every registered service (``Sandbox.faults()`` is the

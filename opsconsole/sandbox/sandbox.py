@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from keyring.backend import KeyringBackend
 
 from ..faults import FaultError, FaultInfo, UnknownFault, check_fault_names
+from ..prometheus import ScrapeTarget
 from . import registry
 from .keyring_backend import SandboxKeyring
 from .server import LoopbackServers
@@ -66,7 +67,8 @@ class Sandbox:
                 registry.service_named(kind) if isinstance(kind, str) else kind for kind in services
             )
         #: the services this sandbox runs, fresh instances, in the order given
-        self.services: tuple[SandboxService, ...] = tuple(kind() for kind in dict.fromkeys(kinds))
+        ordered = sorted(dict.fromkeys(kinds), key=lambda kind: kind.starts_after_others)
+        self.services: tuple[SandboxService, ...] = tuple(kind() for kind in ordered)
         self._fault_owners = _fault_owners(self.services)
         _check_variables_are_distinct(self.services)
         initial = list(faults)
@@ -121,6 +123,11 @@ class Sandbox:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+    @property
+    def notes(self) -> list[str]:
+        """What the running services want the operator to know (no Prometheus, …)."""
+        return [note for service in self._started for note in service.notes()]
 
     # -- the fault injector ------------------------------------------------------------
 
@@ -259,6 +266,7 @@ class Sandbox:
         }
         self._servers = LoopbackServers()
         variables: dict[str, str] = {}
+        targets: list[ScrapeTarget] = []
         for service in self.services:
             directory = self._temp_dir / service.name
             directory.mkdir()
@@ -269,6 +277,7 @@ class Sandbox:
                 secrets={name: self.secret_values[name] for name in service.secrets},
                 directory=directory,
                 job_seconds=self.job_seconds,
+                scrape_targets=tuple(targets),
             )
             self._hosts[service.name] = host
             self._started.append(service)
@@ -279,6 +288,9 @@ class Sandbox:
                     f"{sorted(provided)}, not the ones it declares {sorted(service.variables)}"
                 )
             variables.update((name, provided[name]) for name in service.variables)
+            metrics_url = service.metrics_url(provided)
+            if service.metrics_path is not None and metrics_url:
+                targets.append(ScrapeTarget(service.name, metrics_url, service.metrics_path))
         self.variables = variables
         for service, fault in self._fault_owners.values():
             if fault.switch is not None and fault.name in self._faults:

@@ -19,6 +19,7 @@ from typing import ClassVar
 from starlette.types import ASGIApp
 
 from ..errors import OpsConsoleError
+from ..prometheus import ScrapeTarget
 from .server import HOST, LoopbackServers
 
 __all__ = [
@@ -82,6 +83,7 @@ class ServiceHost:
         secrets: Mapping[str, str],
         directory: Path,
         job_seconds: float,
+        scrape_targets: tuple[ScrapeTarget, ...] = (),
     ) -> None:
         self.service = service
         self._servers = servers
@@ -93,6 +95,8 @@ class ServiceHost:
         self.directory = directory
         #: how long simulated background work (a job, a sync) takes; tests make it short
         self.job_seconds = job_seconds
+        #: the metrics of the services started before this one (what a Prometheus scrapes)
+        self.scrape_targets = scrape_targets
 
     def serve(self, name: str, app: ASGIApp) -> str:
         """Serve ``app`` on a free loopback port; returns its base URL once it accepts."""
@@ -126,6 +130,21 @@ class SandboxService(ABC):
     #: the names of the secrets it uses; the sandbox generates their values
     secrets: ClassVar[tuple[str, ...]] = ()
     faults: ClassVar[tuple[Fault, ...]] = ()
+    #: where it serves Prometheus metrics (the sandbox's Prometheus scrapes it); None: none
+    metrics_path: ClassVar[str | None] = None
+    #: started after every other service (the sandbox's Prometheus, which scrapes them)
+    starts_after_others: ClassVar[bool] = False
+
+    def metrics_url(self, variables: Mapping[str, str]) -> str | None:
+        """The base URL that serves :attr:`metrics_path` (default: its first variable)."""
+        if self.metrics_path is None or not self.variables:
+            return None
+        return variables.get(self.variables[0])
+
+    def notes(self) -> list[str]:
+        """What the operator should know about this service as it runs, in plain words
+        (e.g. "no Prometheus here"); shown by ``check --sandbox`` and the demo."""
+        return []
 
     @abstractmethod
     def start(self, host: ServiceHost) -> dict[str, str]:

@@ -74,8 +74,7 @@ class Sent:
             status,
             self.retry_after or "-",
             f"{self.elapsed_ms:.0f}",
-            self.expected,
-            "ok" if self.ok else "NOT OK",
+            "ok" if self.ok else f"✗ expected {self.expected}",
         ]
 
 
@@ -121,7 +120,7 @@ class BurstStep(StepType[BurstSpec]):
         assertions: list[Assertion] = []
         table = TableArtifact(
             title="Burst",
-            columns=["#", "user", "status", "Retry-After", "ms", "expected", ""],
+            columns=["#", "user", "got", "retry", "ms", "check"],
         )
         ctx.acting()  # one intent for the whole burst
 

@@ -312,7 +312,10 @@ class PromqlStep(StepType[PromqlSpec]):
         if not url.startswith(("http://", "https://")):
             return Outcome(
                 StepStatus.INCONCLUSIVE,
-                f"no data: no Prometheus to ask ({spec.prometheus!r} gives {url!r})",
+                "no data: no Prometheus to ask ("
+                + (f"{spec.prometheus} is empty in this environment" if not url
+                   else f"{url!r} is not an http(s) URL")
+                + ")",
             )
         query = render_promql(ctx, spec.query)
         headers = {k: ctx.render(str(v)) for k, v in spec.headers.items()}

@@ -1,4 +1,13 @@
-"""``ops trigger``: a mutating request, then follow the job to a terminal state.
+"""``ops trigger``: a mutating request, then its result or the job followed to its end.
+
+Before acting, ``confirm`` asks the runbook's own question ("Trigger a manual
+sync run now?"). ``idempotency_key`` names a header that carries one fresh key
+per action; re-running an action whose outcome is *unknown* sends the same key
+again, so an API that honours it does the work once. A synchronous result is
+read with ``result`` (overall status, per-source statuses, key metrics,
+warnings) into a badge: Success, Partial (a source reported warnings or
+errors) or Failed. A long job is followed (``follow``), with ``progress``
+shown as x of y and a rate.
 
 Following is a measurement run (:mod:`opsconsole.analysis`): every poll is a
 measurement — the job's terminal success state is Successful, its failure
@@ -12,26 +21,31 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
+import time
+import uuid
 from collections import ChainMap
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..analysis import AnalysisPolicy, AnalysisRun, Measurement, Phase, run_analysis
 from ..artifacts import (
     Artifact,
+    JobResultArtifact,
     MeasurementRow,
     MeasurementsArtifact,
+    ProgressArtifact,
     ResponseArtifact,
     StatesArtifact,
 )
 from ..errors import SecretUnavailable, TemplateError
 from ..model import Duration, StrList
-from ..operator import StateChange
+from ..operator import Choice, Choose, Progress, StateChange, StepCancelled
 from ..run import Assertion, StepStatus
 from . import register
-from .base import Outcome, Produces, StepContext, StepType
+from .base import Outcome, Produces, StepContext, StepSpec, StepType
 from .http import (
     HttpExpect,
     HttpSpec,
@@ -44,10 +58,78 @@ from .http import (
 if TYPE_CHECKING:
     from ..template import RenderContext
 
-__all__ = ["FOLLOW_ERROR_LIMIT", "FollowSpec", "TriggerSpec", "TriggerStep", "with_values"]
+__all__ = [
+    "FOLLOW_ERROR_LIMIT",
+    "FollowSpec",
+    "ProgressSpec",
+    "ResultSpec",
+    "TriggerSpec",
+    "TriggerStep",
+    "judge_result",
+    "with_values",
+]
 
 #: polls that may fail in a row before following gives up (one blip is not a failure)
 FOLLOW_ERROR_LIMIT = 2
+
+
+def _jmespath(value: str | None) -> str | None:
+    if value is None:
+        return None
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    try:
+        jmespath.compile(value)
+    except JMESPathError as exc:
+        raise ValueError(f"invalid JMESPath {value!r}: {exc}") from None
+    return value
+
+
+class ProgressSpec(StepSpec):
+    """Where a followed job says how far it got: JMESPaths to "done" and "total"."""
+
+    done: str
+    total: str | None = None
+    label: str = "Progress"
+
+    @field_validator("done", "total")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return _jmespath(value)
+
+
+class ResultSpec(StepSpec):
+    """How to read a job's result: the seed's badge, sources, key metrics and warnings."""
+
+    #: JMESPath to the overall status
+    status: str | None = None
+    succeeded: StrList = Field(default_factory=lambda: ["success", "succeeded", "ok", "completed"])
+    failed: StrList = Field(default_factory=lambda: ["failed", "error"])
+    #: JMESPath to per-source results: {source: status | {status, errors, warnings}} or a list
+    sources: str | None = None
+    #: source statuses that are fine
+    ok: StrList = Field(
+        default_factory=lambda: ["ok", "success", "succeeded", "completed", "skipped"]
+    )
+    #: JMESPaths of the key metrics (shown by their path: tracks_synced, …)
+    metrics: StrList = Field(default_factory=list)
+    #: JMESPath to the warnings (a list, a string or a number of them)
+    warnings: str | None = None
+    #: what a Partial result makes the step: "fail" (default) or "pass" (with the warnings)
+    partial: Literal["fail", "pass"] = "fail"
+
+    @field_validator("status", "sources", "warnings")
+    @classmethod
+    def _paths(cls, value: str | None) -> str | None:
+        return _jmespath(value)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metric_paths(cls, values: list[str]) -> list[str]:
+        for value in values:
+            _jmespath(value)
+        return values
 
 
 class FollowSpec(RequestFields):
@@ -62,11 +144,27 @@ class FollowSpec(RequestFields):
     result: str | None = None
     error: str | None = None
     expect: HttpExpect | None = None
+    #: how far the job got, shown as x of y and a rate while following
+    progress: ProgressSpec | None = None
 
 
 class TriggerSpec(HttpSpec):
     method: str = "POST"
-    follow: FollowSpec
+    follow: FollowSpec | None = None
+    #: the runbook's own confirmation question, asked before the request goes out
+    confirm: str | None = None
+    #: a header carrying one fresh key per action (the same key when an unknown action is
+    #: re-run)
+    idempotency_key: str | None = None
+    #: read the result (of the response, or of the last read-back when following)
+    result: ResultSpec | None = None
+
+    @field_validator("idempotency_key")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+", value):
+            raise ValueError(f"idempotency_key must be a header name, not {value!r}")
+        return value
 
 
 def _text(value: object) -> str:
@@ -94,13 +192,25 @@ class TriggerStep(StepType[TriggerSpec]):
         return None
 
     def describe(self, spec: TriggerSpec, render: Callable[..., str]) -> str:
-        follow = render(spec.follow.url, "url")
-        return f"{spec.method} {render(spec.url, 'url')}, then follow {follow}"
+        text = f"{spec.method} {render(spec.url, 'url')}"
+        if spec.idempotency_key:
+            text += f" ({spec.idempotency_key}: a fresh key)"
+        if spec.follow is not None:
+            text += f", then follow {render(spec.follow.url, 'url')}"
+        return text
 
     async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
         from ..expectations import describe_body, evaluate_http, search_json
 
         spec = ctx.spec
+        if spec.confirm:
+            await _confirm(ctx, spec.confirm)
+        if spec.idempotency_key:
+            key = _action_key(ctx)
+            headers = {
+                k: v for k, v in spec.headers.items() if k.lower() != spec.idempotency_key.lower()
+            }
+            spec = spec.model_copy(update={"headers": {**headers, spec.idempotency_key: key}})
         started = ctx.clock.monotonic()
         sent = await send_and_judge(ctx, spec)
         if isinstance(sent, Outcome):
@@ -123,6 +233,8 @@ class TriggerStep(StepType[TriggerSpec]):
         ctx.note(f"triggered: {response.status} {response.reason}")
 
         follow = spec.follow
+        if follow is None:
+            return _synchronous(ctx, spec, request, response, assertions, captures, secrets)
         states: list[str] = []
         initial = search_json(follow.state, response.document) if response.is_json else None
         if isinstance(initial, str):
@@ -131,6 +243,7 @@ class TriggerStep(StepType[TriggerSpec]):
         follow_ctx = _with_captures(ctx, captures, secrets)
         last: ResponseArtifact = response
         history = MeasurementsArtifact(title="Follow", phase=Phase.RUNNING.value)
+        progress = _ProgressTracker(follow.progress, ctx) if follow.progress else None
 
         async def poll() -> Measurement:
             nonlocal last
@@ -150,6 +263,8 @@ class TriggerStep(StepType[TriggerSpec]):
             last = polled
             state = search_json(follow.state, polled.document)
             state_text = _text(state) if state is not None else "(no state)"
+            if progress is not None:
+                progress.update(polled.document)
             if not states or states[-1] != state_text:
                 states.append(state_text)
                 ctx.emit(StateChange(state=state_text))
@@ -160,6 +275,10 @@ class TriggerStep(StepType[TriggerSpec]):
                 message = _text(why) if why not in (None, "") else ""
                 return Measurement(Phase.FAILED, state_text, message)
             return Measurement(Phase.RUNNING, state_text)
+
+        def followed() -> list[Artifact]:
+            shown: list[Artifact] = [StatesArtifact(states=list(states)), history]
+            return shown
 
         def measured(measurement: Measurement, run: AnalysisRun) -> None:
             history.rows.append(
@@ -175,7 +294,9 @@ class TriggerStep(StepType[TriggerSpec]):
                     f"poll failed ({run.consecutive_errors}/{FOLLOW_ERROR_LIMIT + 1}): "
                     f"{measurement.message}"
                 )
-            ctx.checkpoint([request, StatesArtifact(states=list(states)), history])
+            ctx.checkpoint(
+                [*([progress.artifact] if progress else []), request, *followed()]
+            )
 
         policy = AnalysisPolicy(
             interval=follow.interval,
@@ -185,9 +306,13 @@ class TriggerStep(StepType[TriggerSpec]):
         )
         run = await run_analysis(poll, policy, clock=ctx.clock, on_measurement=measured)
         history.phase, history.message = run.phase.value, run.message
+        if progress is not None:
+            progress.artifact.finished = run.phase is Phase.SUCCESSFUL
         elapsed = (ctx.clock.monotonic() - started) * 1000
         path = " → ".join(states)
-        artifacts: list[Artifact] = [request, last, StatesArtifact(states=states), history]
+        artifacts: list[Artifact] = [request, last, *followed()]
+        if progress is not None:
+            artifacts.insert(0, progress.artifact)
 
         def outcome(status: StepStatus, summary: str) -> Outcome:
             return Outcome(
@@ -216,6 +341,12 @@ class TriggerStep(StepType[TriggerSpec]):
             breakdown = search_json(follow.result, last.document) if follow.result else None
             if breakdown is not None:
                 summary += f"; result: {_text(breakdown)}"
+            if spec.result is not None:
+                judged, status, said = judge_result(spec.result, last.document)
+                artifacts.insert(0, judged)
+                assertions.append(Assertion(name="result", ok=status is StepStatus.PASSED,
+                                            detail=said))
+                summary = f"{said}; {summary}"
             failed = [a for a in assertions if not a.ok]
             if failed:
                 return outcome(StepStatus.FAILED, failed[0].detail)
@@ -225,6 +356,9 @@ class TriggerStep(StepType[TriggerSpec]):
             why = run.last.message if run.last is not None else ""
             detail = f"job {final}" + (f": {why}" if why else "") + f" ({path})"
             assertions.append(Assertion(name="follow", ok=False, detail=detail))
+            if spec.result is not None:
+                judged, _, said = judge_result(spec.result, last.document, failed=True)
+                artifacts.insert(0, judged)
             return outcome(StepStatus.FAILED, detail)
         # Error (lost track) or Inconclusive (deadline): the job may still finish
         if run.phase is Phase.ERROR:
@@ -238,6 +372,214 @@ class TriggerStep(StepType[TriggerSpec]):
         if status is StepStatus.UNKNOWN:
             detail += " (the job may still finish: check it before running this again)"
         return outcome(status, detail)
+
+
+async def _confirm(ctx: StepContext[TriggerSpec], prompt: str) -> None:
+    """The runbook's own question; "no" (or escape) stops before anything is sent."""
+    reply = await ctx.ask(
+        Choose(
+            prompt=ctx.render(prompt),
+            key="confirm",
+            detail=ctx.step.title,
+            choices=(
+                Choice("yes", "Yes", tone="positive"),
+                Choice("no", "No", tone="negative"),
+            ),
+            default="no",
+            yes="yes",
+            note=False,
+            confirmation=True,
+            unattended_reason="asks before acting; answer it with --yes or "
+            f"--answer {ctx.step.id}.confirm=yes",
+        )
+    )
+    if reply.value != "yes":
+        raise StepCancelled("not triggered: the operator answered no")
+
+
+#: attempts whose outcome is known: the next run of the step is a new action
+_KNOWN = frozenset({StepStatus.PASSED, StepStatus.FAILED, StepStatus.INCONCLUSIVE})
+_KEY_NAMESPACE = uuid.UUID("6f1d3c52-8a0e-4f7b-9a41-2b7c0e5d9a13")
+
+
+def _action_key(ctx: StepContext[TriggerSpec]) -> str:
+    """The idempotency key of this action: the same for every re-run of an attempt whose
+    outcome is unknown (even after a crash, when nothing of it was saved), a new one once
+    an attempt's outcome is known. Derived from the run's id, the step and the action's
+    number, so nothing has to be saved before the request goes out."""
+    history = ctx.run.result(ctx.step.id).history
+    action = 1 + sum(1 for attempt in history if attempt.status in _KNOWN)
+    run_id = ctx.variables.get("run_id", "")
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{run_id}/{ctx.step.id}/{action}"))
+
+
+class _ProgressTracker:
+    """x of y and the rate since following began, from each read-back."""
+
+    def __init__(self, spec: ProgressSpec, ctx: StepContext[Any]) -> None:
+        self.spec = spec
+        self.ctx = ctx
+        self.artifact = ProgressArtifact(label=spec.label)
+        self._first: tuple[float, int] | None = None
+
+    def update(self, document: Any) -> None:
+        from ..expectations import search_json
+
+        done = _count(search_json(self.spec.done, document))
+        total = _count(search_json(self.spec.total, document)) if self.spec.total else None
+        if done is None:
+            return
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
+        first_at, first_done = self._first
+        rate = (done - first_done) / (now - first_at) if now - first_at >= 0.5 else None
+        self.artifact = self.artifact.model_copy(
+            update={"done": done, "total": total, "rate": rate}
+        )
+        label = self.spec.label + (f" · {rate:,.1f}/s" if rate is not None else "")
+        self.ctx.emit(
+            Progress(
+                label=label,
+                done=done,
+                total=total,
+                fraction=min(done / total, 1.0) if total else None,
+            )
+        )
+
+
+def _count(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value == value and abs(value) < 1e15:
+        return int(value)
+    return None
+
+
+def _synchronous(
+    ctx: StepContext[TriggerSpec],
+    spec: TriggerSpec,
+    request: Artifact,
+    response: ResponseArtifact,
+    assertions: list[Assertion],
+    captures: dict[str, str],
+    secrets: dict[str, str],
+) -> Outcome:
+    """No follow: the response is the result."""
+    summary = f"{response.status} {response.reason} in {response.elapsed_ms:.0f} ms"
+    artifacts: list[Artifact] = [request, response]
+    if spec.result is not None:
+        judged, status, said = judge_result(spec.result, response.document)
+        artifacts.insert(0, judged)
+        assertions.append(Assertion(name="result", ok=status is StepStatus.PASSED, detail=said))
+        summary = f"{said} ({summary})"
+    return Outcome.judged(
+        assertions,
+        summary,
+        artifacts=artifacts,
+        captures=captures,
+        secret_captures=secrets,
+        duration_ms=response.elapsed_ms,
+    )
+
+
+def _problems(entry: Any) -> list[str]:
+    """Warnings / errors a source or a job reported, as text."""
+    if entry is None or entry is False or entry == 0 or entry == "":
+        return []
+    if isinstance(entry, list):
+        return [_text(item) for item in entry if item not in (None, "")]
+    if isinstance(entry, dict):
+        return [f"{k}: {_text(v)}" for k, v in entry.items()]
+    if isinstance(entry, int | float) and not isinstance(entry, bool):
+        return [f"{_text(entry)} reported"]
+    return [_text(entry)]
+
+
+def judge_result(
+    spec: ResultSpec, document: Any, *, failed: bool = False
+) -> tuple[JobResultArtifact, StepStatus, str]:
+    """The badge (Success / Partial / Failed), the step status it makes, and why."""
+    from ..expectations import search_json
+
+    def find(path: str | None) -> Any:
+        if path is None or document is None:
+            return None
+        try:
+            return search_json(path, document)
+        except ValueError:
+            return None
+
+    overall = find(spec.status)
+    overall_text = _text(overall) if overall is not None else ""
+    sources: list[list[str]] = []
+    for name, entry in _source_items(find(spec.sources)):
+        if isinstance(entry, dict):
+            state = _text(entry.get("status", entry.get("state", "")))
+            reported = _problems(entry.get("errors")) + _problems(entry.get("warnings"))
+        else:
+            state, reported = _text(entry), []
+        problem = bool(reported) or state.lower() not in {s.lower() for s in spec.ok}
+        detail = ""
+        if reported:
+            detail = f"{len(reported)} reported: " + "; ".join(reported[:2])
+        sources.append([name, state, detail[:200], "problem" if problem else "ok"])
+    metrics = [
+        (path, _text(value) if (value := find(path)) is not None else "-") for path in spec.metrics
+    ]
+    warnings = _problems(find(spec.warnings))
+    troubled = [row[0] for row in sources if row[3] == "problem"]
+    badge: Literal["Success", "Partial", "Failed"]
+    if failed or (overall_text and overall_text.lower() in {s.lower() for s in spec.failed}):
+        badge = "Failed"
+    elif (
+        troubled
+        or warnings
+        or (overall_text and overall_text.lower() not in {s.lower() for s in spec.succeeded})
+    ):
+        badge = "Partial"
+    else:
+        badge = "Success"
+    artifact = JobResultArtifact(
+        badge=badge, status=overall_text, sources=sources, metrics=metrics, warnings=warnings
+    )
+    said: str = badge
+    if overall_text:
+        said += f" (status {overall_text})"
+    if badge != "Success":
+        reasons = []
+        if troubled:
+            reasons.append(
+                f"{', '.join(troubled[:3])} reported warnings or errors"
+                if len(troubled) <= 3 else f"{len(troubled)} sources reported warnings or errors"
+            )
+        if warnings:
+            reasons.append(f"{len(warnings)} warning(s): {warnings[0][:120]}")
+        if reasons:
+            said += ": " + "; ".join(reasons)
+    shown = ", ".join(f"{k} {v}" for k, v in metrics)
+    if shown:
+        said += f" — {shown}"
+    status = {"Success": StepStatus.PASSED, "Failed": StepStatus.FAILED}.get(
+        badge, StepStatus.PASSED if spec.partial == "pass" else StepStatus.FAILED
+    )
+    return artifact, status, said
+
+
+def _source_items(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [(str(k), v) for k, v in value.items()]
+    if isinstance(value, list):
+        items = []
+        for index, entry in enumerate(value, start=1):
+            name = None
+            if isinstance(entry, dict):
+                name = entry.get("source") or entry.get("name") or entry.get("id")
+            items.append((str(name) if name is not None else f"#{index}", entry))
+        return items
+    return []
 
 
 def _with_captures(

@@ -28,8 +28,7 @@ from keyring.backend import KeyringBackend
 from keyring.errors import PasswordDeleteError
 
 from opsconsole.sandbox import FAULTS, Sandbox, SandboxKeyring
-from opsconsole.sandbox.registry import service_with_fault
-from opsconsole.sandbox.v2 import V2ControlPlane
+from opsconsole.sandbox.registry import SERVICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIXES = ("/api/v1/ops", "/api/ops")
@@ -60,8 +59,7 @@ POSTGRES_URL = "postgresql://opsconsole@127.0.0.1:5432/opsconsole_test"
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[Sandbox]:
-    # the V2 services only: other seed systems' services have their own tests
-    with Sandbox(services=["v2-control-plane"], job_seconds=0.15) as running:
+    with Sandbox(job_seconds=0.15) as running:
         yield running
 
 
@@ -338,13 +336,11 @@ def test_unknown_fault_names_the_valid_ones(sandbox: Sandbox) -> None:
     assert "disk-full" in str(raised.value)
     with pytest.raises(ValueError, match="job-fails"):
         sandbox.set_fault("disk-full", True)
-    assert {name for name in FAULTS if service_with_fault(name) is V2ControlPlane} == {
-        "runner-down",
-        "runner-rejects-token",
-        "job-fails",
-        "debug-leaks-token",
-        "slow-control-plane",
-    }
+    v2 = {"runner-down", "runner-rejects-token", "job-fails", "debug-leaks-token",
+          "slow-control-plane"}  # fmt: skip
+    assert v2 <= set(FAULTS)
+    # every registered service's faults, and nothing else
+    assert set(FAULTS) == {fault.name for service in SERVICES for fault in service.faults}
 
 
 def test_runner_down_is_502_unreachable_until_cleared(
@@ -492,11 +488,18 @@ def test_config_is_the_engine_schema(sandbox: Sandbox) -> None:
         environment = document["environments"][name]
         assert set(environment) == {"description", "protected", "secrets", "variables"}
         assert environment["protected"] is protected
-        assert environment["secrets"] == ["ops_key", "runner_token"]
+        assert environment["secrets"][:2] == ["ops_key", "runner_token"]
+        assert set(environment["secrets"]) == {
+            name for service in sandbox.services for name in service.secrets
+        }
         assert environment["variables"] == sandbox.variables
+    assert {
+        "base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd",
+        "prometheus_url",
+    } <= set(sandbox.variables)  # fmt: skip
     assert set(sandbox.variables) == {
-        "base_url", "runner_url", "database_url", "control_plane_cmd", "runner_cmd"
-    }  # fmt: skip
+        name for service in sandbox.services for name in service.variables
+    }
     assert sandbox.variables["base_url"].startswith("http://127.0.0.1:")
     assert sys.executable in sandbox.variables["control_plane_cmd"]
     text = sandbox.config_path.read_text(encoding="utf-8")
