@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from .bot import DiscordBot
 from .broker import DiscogsBroker
 from .device_auth import DeviceAuthServer
+from .discogs_collection import DiscogsCollection
 from .hdm import HarmonyDownloadManager
 from .prometheus_service import PrometheusService
 from .service import SandboxService, UnknownService
@@ -26,6 +28,9 @@ SERVICES: tuple[type[SandboxService], ...] = (
     DiscogsBroker,
     DeviceAuthServer,
     HarmonyDownloadManager,
+    DiscordBot,
+    DiscogsCollection,
+    # last: it scrapes the services before it that have a metrics_path
     PrometheusService,
 )
 

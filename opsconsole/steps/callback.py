@@ -271,11 +271,13 @@ class CallbackStep(StepType[CallbackSpec]):
                 )
             )
             pasted = (reply.value or "").strip()
-            if pasted:
-                ctx.redactor.register(pasted)
             verdict = check_redirect(pasted, state, redirect)
+            # the code is what makes the URL a secret; a paste that could not be read is
+            # masked whole (registering every usable URL would mask its http://host: prefix)
             if verdict.code:
                 ctx.redactor.register(verdict.code)
+            elif pasted:
+                ctx.redactor.register(pasted)
             if not verdict.problems:
                 break
             ctx.note(f"Paste {attempt} refused: {verdict.problems[0]}")
@@ -298,9 +300,8 @@ class CallbackStep(StepType[CallbackSpec]):
             )
         for warning in verdict.warnings:
             ctx.note(warning)
-        submit = HttpSpec.model_validate(
-            spec.submit.model_dump(by_alias=True, exclude={"field"}, exclude_unset=True)
-        )
+        # every field, defaults included (POST is the submit's default, not the http step's)
+        submit = HttpSpec.model_validate(spec.submit.model_dump(by_alias=True, exclude={"field"}))
         submitted = await send_and_judge(ctx, submit, {spec.submit.field: pasted})
         if isinstance(submitted, Outcome):
             submitted.artifacts = artifacts + submitted.artifacts

@@ -299,19 +299,30 @@ def test_services_for_picks_the_providers_of_variables_and_secrets() -> None:
 
 
 @pytest.mark.usefixtures("registered")
-def test_for_runbooks_starts_what_the_front_matter_needs_and_the_faults_break() -> None:
+def test_for_runbooks_starts_what_the_front_matter_needs_and_the_faults_break(
+    tmp_path: Path,
+) -> None:
     v2 = load_runbook(RUNBOOKS / "v2-control-plane.md")
     discogs = load_runbook(RUNBOOKS / "discogs-collection.md")
+    checklist_path = tmp_path / "checklist.md"
+    checklist_path.write_text("# Checklist\n\n- [ ] The dashboard is green\n", encoding="utf-8")
+    checklist = load_runbook(checklist_path)
 
     assert [s.name for s in Sandbox.for_runbooks([v2]).services] == ["v2-control-plane"]
-    assert [s.name for s in Sandbox.for_runbooks([discogs, v2]).services] == ["v2-control-plane"]
-    with_fault = Sandbox.for_runbooks([discogs], faults=["greeter-grumpy"])
+    assert [s.name for s in Sandbox.for_runbooks([discogs, v2]).services] == [
+        "v2-control-plane",
+        "discogs-collection",
+    ]
+    assert [s.name for s in Sandbox.for_runbooks([checklist, v2]).services] == [
+        "v2-control-plane"
+    ]
+    with_fault = Sandbox.for_runbooks([checklist], faults=["greeter-grumpy"])
     assert [s.name for s in with_fault.services] == ["greeter"]
     assert with_fault.active_faults == {"greeter-grumpy"}
     with pytest.raises(UnknownFault, match="runner-down"):
-        Sandbox.for_runbooks([discogs], faults=["disk-full"])
+        Sandbox.for_runbooks([checklist], faults=["disk-full"])
 
-    with Sandbox.for_runbooks([discogs]) as nothing_needed:
+    with Sandbox.for_runbooks([checklist]) as nothing_needed:
         assert nothing_needed.services == ()
         assert nothing_needed.variables == {} and nothing_needed.secret_values == {}
         config = load_config(nothing_needed.config_path)
