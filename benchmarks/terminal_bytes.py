@@ -334,7 +334,7 @@ def keys_trial(ssh: list[str] | None, no_color: bool) -> dict[str, object]:
         moves = [terminal.key(DOWN) for _ in range(6)]  # the sixth crosses a heading
         mark = len(terminal.seen)
         help_open = terminal.key(F1, quiet=0.05)
-        terminal.wait_for(b"How to walk a runbook", since=mark)
+        terminal.wait_for(b"or F1 to close", since=mark)
         help_open += len(terminal.seen) - mark - help_open + terminal.settle()
         help_close = terminal.key(F1)
         run = terminal.key(ENTER, quiet=0.05)

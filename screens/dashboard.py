@@ -167,6 +167,13 @@ class DashboardScreen(Screen[None]):
         yield Header()
         yield EnvironmentBanner(id="dashboard-environment")
         yield Static(Content(""), id="dashboard-status", markup=False)
+        notes = self._notes()
+        yield Static(
+            Content("\n".join(visible(note) for note in notes)),
+            id="dashboard-notes",
+            markup=False,
+            classes="" if notes else "-empty",
+        )
         with VerticalScroll(id="tiles"):
             services: dict[str, list[Watch]] = {}
             for item in self.items:
@@ -195,6 +202,15 @@ class DashboardScreen(Screen[None]):
         self._show()
         if self.items:
             self.check_round()
+
+    def _notes(self) -> list[str]:
+        """What the sandbox wants said (no Prometheus installed, …); nothing outside one."""
+        try:
+            sandbox = self.app.settings.sandbox  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - no app yet (a bare screen in a test)
+            return []
+        notes = getattr(sandbox, "notes", None) if sandbox is not None else None
+        return [str(note) for note in notes] if isinstance(notes, list) else []
 
     # -- rounds ----------------------------------------------------------------------
 
@@ -278,7 +294,7 @@ class DashboardScreen(Screen[None]):
             failed = sum(
                 1
                 for r in self._readings.values()
-                if r.status is StepStatus.FAILED or r.timed_out
+                if r.status in (StepStatus.FAILED, StepStatus.INCONCLUSIVE) or r.timed_out
             )
             every = f"every {self.interval:g} s"
             state = f"{failed} check(s) need attention" if failed else "all checks ok"

@@ -497,6 +497,16 @@ class UnknownOutcomeDialog(Dialog[bool | None]):
             self.dismiss(event.button.id == "rerun")
 
 
+def _where(where: str) -> str:
+    """``where`` with this machine's name filled in: "this machine (the run's shell
+    session)" reads "this machine (ops-laptop), the run's shell session"."""
+    if where in {"", "this machine"}:
+        return this_machine()
+    if where.startswith("this machine (") and where.endswith(")"):
+        return f"{this_machine()}, {where[len('this machine (') : -1]}"
+    return where
+
+
 def this_machine() -> str:
     """``this machine (ops-laptop)``: where a local command runs, in the operator's words."""
     import socket
@@ -529,7 +539,7 @@ class PlanDialog(Dialog[Reply | None]):
         yield SafeText(Content("\n".join(self.question.plan)), classes="dialog-code")
         where: list[str | tuple[str, str]] = [
             ("Runs on   ", "$text-muted"),
-            (this_machine() if question.where in {"", "this machine"} else question.where, "bold"),
+            (_where(question.where), "bold"),
         ]
         if question.directory:
             directory = home_relative(question.directory)

@@ -511,6 +511,42 @@ class WalkthroughScreen(Screen[None]):
                 return
         self.notify("No undecided gate left in this run.", markup=False)
 
+    @work(group="placeholder", exclusive=True, exit_on_error=False)
+    async def action_edit_placeholder(self) -> None:
+        """p: pick a placeholder answered in this run and give it a new value."""
+        from opsconsole.operator import Choice, Choose, EnterText
+
+        from .dialogs import ChoiceDialog, InputDialog
+        from .shell_pane import run_shell
+
+        session = self.session
+        step = self.selected_step
+        shell = run_shell(session) if has_plain_blocks(session) else None
+        if shell is None or step is None or not shell.placeholders:
+            self.notify("No placeholder has a value in this run yet.", markup=False)
+            return
+        names = sorted(shell.placeholders)
+        name = names[0]
+        if len(names) > 1:
+            picked = await self.app.push_screen_wait(ChoiceDialog(step, Choose(
+                prompt="Which placeholder?", note=False,
+                choices=tuple(Choice(f"n{i}", f"<{n}>") for i, n in enumerate(names)),
+            )))
+            if picked is None or not picked.value:
+                return
+            name = names[int(picked.value[1:])]
+        secret = name in shell.secret_placeholders
+        reply = await self.app.push_screen_wait(InputDialog(step, EnterText(
+            prompt=f"New value for <{name}>", name=name, secret=secret, placeholder=name,
+        )))
+        if reply is None or reply.value is None:
+            return
+        if secret:
+            session.secrets.put(name, reply.value)  # redacted everywhere from now on
+        shell.remember(name, reply.value, secret=secret)
+        self._show_shell()
+        self._log(f"<{name}> changed: the next blocks that use it get the new value.")
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "break_glass":
             # only where there is glass to break: read-only mode, and this console holds the run

@@ -409,20 +409,13 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
     )
     if approved.value != "yes":
         raise NoAnswer("the command was not approved")
-    recent: deque[str] = deque(maxlen=CHECKPOINT_LINES)
-    last_checkpoint = 0.0
+    # Output of a block in the shared shell is not checkpointed: which of its variables hold
+    # secrets (SESSION_TOKEN=...) is known only when the block ends, and a checkpoint is on
+    # disk for good. A crash keeps the command; the output is in the result once it ends.
+    ctx.checkpoint([shown])
 
     def output(line: str) -> None:
-        nonlocal last_checkpoint
-        recent.append(line)
         ctx.emit(OutputLine(text=line))
-        now = time.monotonic()
-        if now - last_checkpoint >= 1.0:
-            last_checkpoint = now
-            ctx.checkpoint(
-                [shown, OutputArtifact(text="\n".join(recent), partial=True,
-                                       truncated=len(recent) == recent.maxlen)]
-            )
 
     values = {
         placeholder_variable(p.name): shell.placeholders.get(p.name, "") for p in spec.placeholders

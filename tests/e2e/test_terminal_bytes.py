@@ -69,7 +69,7 @@ def test_no_color_sends_no_256_colour_or_truecolor(tmp_path: Path) -> None:
         terminal.key(tb.DOWN)
         mark = len(terminal.seen)
         terminal.key(tb.F1, quiet=0.05)
-        terminal.wait_for(b"How to walk a runbook", since=mark)
+        terminal.wait_for(b"or F1 to close", since=mark)
         terminal.settle()
         terminal.key(tb.F1)
         terminal.key(tb.ENTER, quiet=1.0)  # run the selected command step
@@ -100,7 +100,7 @@ def test_what_the_terminal_shows_equals_a_full_redraw(tmp_path: Path) -> None:
         open_v2(terminal)
         terminal.wait_for("V2 control plane — walkthrough")
         terminal.keys("Down", "Down", "Down", "Up", "F1")
-        terminal.wait_for("How to walk a runbook")
+        terminal.wait_for("or F1 to close")
         terminal.keys("F1", "Enter")  # close help, run the selected command step
         terminal.wait_for("✓1 ")
         terminal.keys("Down", "Down")

@@ -92,3 +92,69 @@ def test_dashboard_failing_and_timed_out(
 ) -> None:
     app = _open(workdir, troubled)
     assert snap_compare(app, terminal_size=size, run_before=app._snapshot_run_before)  # type: ignore[attr-defined]
+
+
+class NotedSandbox:
+    """What the console sees of a sandbox without a Prometheus binary (its notes)."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.notes = notes
+        self.active_faults: frozenset[str] = frozenset()
+
+    def faults(self) -> tuple[object, ...]:
+        return ()
+
+    def set_fault(self, name: str, active: bool) -> None:
+        return None
+
+
+def breached(items: list[Watch]) -> dict[str, Reading]:
+    readings = {
+        item.key: Reading(
+            StepStatus.PASSED, "passed", details=["200 OK"], latency_ms=9.0, at=NOW - 3
+        )
+        for item in items
+    }
+    for item in items:
+        if item.step.id == "hdm-monitoring":
+            readings[item.key] = Reading(
+                StepStatus.FAILED,
+                "oauth_transactions_active = 64, expected < 5",
+                details=[
+                    "oauth_transactions_active = 64, expected < 5",
+                    "backfill_jobs_queued = 12, expected < 200",
+                ],
+                latency_ms=7.0,
+                at=NOW - 3,
+            )
+        elif item.step.kind == "promql":
+            readings[item.key] = Reading(
+                StepStatus.INCONCLUSIVE,
+                "no data: no Prometheus is configured (prometheus_url is empty)",
+                at=NOW - 3,
+            )
+    return readings
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_breached_threshold_and_no_prometheus(
+    snap_compare, workdir: Path, size: tuple[int, int]
+) -> None:
+    from opsconsole.prometheus import ABSENT_NOTE
+
+    names = ["harmony-download-manager.md", "discord-canary-deploy.md"]
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    app.settings.sandbox = NotedSandbox([ABSENT_NOTE])  # type: ignore[assignment]
+    runbooks = [load_runbook(workdir / "runbooks" / name) for name in names]
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        screen = DashboardScreen(
+            runbooks,
+            watcher_factory=lambda items: FixedWatcher(breached(items)),  # type: ignore[arg-type,return-value]
+            clock=lambda: NOW,
+        )
+        await pilot.app.push_screen(screen)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
