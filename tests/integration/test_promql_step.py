@@ -166,7 +166,10 @@ async def test_no_data_is_never_a_pass(
     assert "returned 4 series" in got["many"].detail
     assert got["rejected"].detail.startswith("Prometheus rejected the query: ")
     assert "unreachable (connection refused)" in got["down"].detail
-    assert "no answer within 0.5s" in got["hung"].detail
+    # the step's own deadline or the client's read timeout, whichever fires first under load:
+    # either way it is "no data", never a pass
+    hung = got["hung"].detail
+    assert "no answer within 0.5s" in hung or "did not answer in time" in hung, hung
 
 
 async def test_analysis_limits(tmp_path: Path, prometheus_url: str) -> None:
