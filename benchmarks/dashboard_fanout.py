@@ -3,7 +3,7 @@
     python benchmarks/dashboard_fanout.py [--checks 50] [--delay 0.2] [--runs 5]
 
 50 watched http checks against 50 loopback endpoints that each take 200 ms to answer
-(a real uvicorn server, real httpx), run as one dashboard round by
+(a real uvicorn server in its own process, real httpx), run as one dashboard round by
 ``opsconsole.watch.Watcher`` with the default bound. Budget: the round finishes within
 1.5x the slowest single check (the checks run side by side, not one after another).
 """
@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import sys
 import tempfile
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -26,25 +24,22 @@ sys.path.insert(0, str(REPO))
 
 
 def serve(delay: float) -> tuple[str, object]:
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    """The endpoints in their own process (as in health_fanout.py): the server's work does
+    not share this process's interpreter lock with the checks being measured."""
+    import multiprocessing
 
-    async def health(request):  # type: ignore[no-untyped-def]
-        await asyncio.sleep(delay)
-        return JSONResponse({"status": "ok", "check": request.path_params["n"]})
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from health_fanout import free_port, wait_ready
+    from health_fanout import serve as serve_health
 
-    app = Starlette(routes=[Route("/health/{n}", health)])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="error", backlog=512))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.01)
-    return f"http://127.0.0.1:{port}", server
+    port = free_port()
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve_health, args=(port, delay), daemon=True
+    )
+    server.start()
+    base = f"http://127.0.0.1:{port}"
+    wait_ready(base)
+    return base, server
 
 
 def runbook(directory: Path, checks: int) -> Path:
@@ -118,7 +113,7 @@ def main() -> None:
 
     one = statistics.median(asyncio.run(alone()))
     totals, slowest = asyncio.run(rounds())
-    server.should_exit = True  # type: ignore[attr-defined]
+    server.terminate()  # type: ignore[attr-defined]
     total, single = statistics.median(totals), statistics.median(slowest)
     print(f"dashboard round: {args.checks} checks x {args.delay * 1000:.0f} ms, bound {bound}")
     print(f"  one check alone (median of {args.runs}): {one * 1000:.0f} ms")
