@@ -29,6 +29,7 @@ from keyring.errors import PasswordDeleteError
 
 from opsconsole.sandbox import FAULTS, Sandbox, SandboxKeyring
 from opsconsole.sandbox.registry import SERVICES
+from opsconsole.sandbox.v2 import SLOW_RESPONSE_SECONDS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFIXES = ("/api/v1/ops", "/api/ops")
@@ -460,21 +461,19 @@ def test_no_ops_response_leaks_a_secret_or_the_runner_url(
         assert not [value for value in forbidden if value in body], body
 
 
-def test_slow_control_plane_delays_every_response(
-    sandbox: Sandbox, client: httpx.Client, runner: httpx.Client
-) -> None:
-    with fault(sandbox, "slow-control-plane"):
-        started = time.perf_counter()
-        assert client.get("/api/ops/jobs").status_code == 401
-        slow = time.perf_counter() - started
-        started = time.perf_counter()
-        assert runner.get("/health").status_code == 200
-        runner_time = time.perf_counter() - started
-    assert slow >= 6.0
-    assert runner_time < 1.0
-    started = time.perf_counter()
-    client.get("/api/ops/jobs")
-    assert time.perf_counter() - started < 1.0
+def test_slow_control_plane_delays_every_response(sandbox: Sandbox) -> None:
+    # What an operator's client sees: with a read timeout of half the fault's delay the
+    # control plane never answers while the fault is on, the runner is not affected, and the
+    # control plane answers again once the fault is cleared. (Durations belong in
+    # benchmarks/; here the client's own timeout is the observable.)
+    patience = SLOW_RESPONSE_SECONDS / 2
+    base, runner_url = sandbox.variables["base_url"], sandbox.variables["runner_url"]
+    with httpx.Client(timeout=patience) as http:
+        with fault(sandbox, "slow-control-plane"):
+            with pytest.raises(httpx.ReadTimeout):
+                http.get(f"{base}/api/ops/jobs")
+            assert http.get(f"{runner_url}/health").status_code == 200
+        assert http.get(f"{base}/api/ops/jobs").status_code == 401
 
 
 # ---------------------------------------------------------------- config, keyring, lifecycle
@@ -606,10 +605,8 @@ def test_stop_leaves_nothing_running() -> None:
 def test_bad_settings_fail_fast_with_ex_config(
     service: str, variables: dict[str, str], expected: list[str]
 ) -> None:
-    started = time.monotonic()
-    result = run_service(service, **variables)
+    result = run_service(service, **variables)  # bounded: a hang fails on its timeout
     assert result.returncode == 78, result.stderr
-    assert time.monotonic() - started < 10
     assert "ValidationError" in result.stderr
     for text in expected:
         assert text in result.stderr
