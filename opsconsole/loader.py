@@ -966,7 +966,11 @@ def _check_step_references(
             line = step.line + 1 + offset
             own_visible = own_from is not None and offset > own_from
             known_secrets = secrets | (made.secrets if own_visible else set())
-            known_variables = variables | (made.variables if own_visible else set())
+            known_variables = (
+                variables
+                | step.type.block_variables(step.spec)
+                | (made.variables if own_visible else set())
+            )
             if name.startswith("secrets."):
                 if name[8:] in known_secrets:
                     continue

@@ -229,6 +229,11 @@ class StepType(ABC, Generic[SpecT]):
         """Whether ``{{ }}`` in the block are references the loader must check."""
         return True
 
+    def block_variables(self, spec: SpecT) -> frozenset[str]:
+        """Variables that exist only inside this step's own block (a burst's
+        ``burst_user``); no later step sees them."""
+        return frozenset()
+
     def own_values_visible_from(self, source: str) -> int | None:
         """0-based line of the block from which the step's own captures may be referenced
         (a trigger's ``follow:`` block reads what the trigger captured); None: never."""

@@ -26,7 +26,7 @@ from ..model import Duration
 from ..operator import Countdown, Progress
 from ..run import Assertion, StepStatus
 from . import register
-from .base import Outcome, Produces, StepContext, StepType
+from .base import Outcome, StepContext, StepType
 from .http import SAFE_METHODS, RequestFields, exchange
 from .trigger import with_values
 
@@ -93,12 +93,8 @@ class BurstStep(StepType[BurstSpec]):
     def default_title(self, spec: BurstSpec, section_title: str) -> str:
         return f"burst of {spec.count} × {spec.method} {spec.url}"
 
-    def produces(self, spec: BurstSpec) -> Produces:
-        # visible to the block itself (see own_values_visible_from); no later step sets them
-        return Produces(BURST_VARIABLES)
-
-    def own_values_visible_from(self, source: str) -> int | None:
-        return -1
+    def block_variables(self, spec: BurstSpec) -> frozenset[str]:
+        return BURST_VARIABLES
 
     def describe(self, spec: BurstSpec, render: Callable[..., str]) -> str:
         text = (

@@ -611,3 +611,30 @@ def test_thousands_of_unknown_front_matter_fields_are_each_located(tmp_path: Pat
     problems = parse_runbook(write(tmp_path, f"---\n{fields}---\n# T\n"))[1]
     assert [p.line for p in problems] == list(range(2, 3002))
     assert all(p.is_warning for p in problems)
+
+
+def test_burst_variables_exist_only_inside_the_burst(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        ---
+        variables: [base_url]
+        ---
+        # T
+
+        ```ops burst
+        url: "{{ base_url }}/act"
+        user: "{{ burst_index }}"
+        count: 3
+        headers:
+          X-User: "{{ burst_user }}"
+        ```
+
+        ```ops http
+        url: "{{ base_url }}/users/{{ burst_user }}"
+        ```
+    """,
+    )
+    errors = errors_of(path)
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"{path}:15: unknown variable 'burst_user'")
