@@ -82,6 +82,7 @@ class HomeScreen(Screen[None]):
         super().__init__()
         self._entries: dict[str, RunbookEntry] = {}
         self._table_width = 0
+        self._columns: list[str] = []
 
     @property
     def ops_app(self) -> OpsConsoleApp:
@@ -172,15 +173,32 @@ class HomeScreen(Screen[None]):
         table = self.query_one(RunbookTable)
         width = table.size.width or self.app.size.width
         self._table_width = width
-        # cell padding (1 each side) per column, and a cell for the scrollbar
-        free = max(width - 2 * 5 - 1 - _STEPS_WIDTH - _LAST_RUN_WIDTH, 24)
-        title = max(free * 45 // 100, 12)
-        service = max(free * 30 // 100, 6)
-        tags = max(free - title - service, 6)
+        # room for the wide columns: the width less a cell for the scrollbar and the two
+        # narrow columns with their padding (1 each side). A narrow terminal gives the title
+        # the room: tags go first, then the service (the detail below shows both).
+        room = width - 1 - _STEPS_WIDTH - _LAST_RUN_WIDTH - 2 * 2
+        self._columns = (
+            ["title", "service", "tags"]
+            if room >= 60
+            else ["title", "service"]
+            if room >= 40
+            else ["title"]
+        )
+        room = max(room - 2 * len(self._columns), 12)
+        shares = {3: (45, 30), 2: (65, 35), 1: (100, 0)}[len(self._columns)]
+        title = room * shares[0] // 100
+        service = room * shares[1] // 100
         table.clear(columns=True)
-        table.add_column("Runbook", width=title, key="title")
-        table.add_column("Service", width=service, key="service")
-        table.add_column("Tags", width=tags, key="tags")
+        table.add_column("Runbook", width=title if len(self._columns) > 1 else room, key="title")
+        if "service" in self._columns:
+            table.add_column(
+                "Service",
+                width=service if "tags" in self._columns else room - title,
+                key="service",
+            )
+        if "tags" in self._columns:
+            table.add_column("Tags", width=room - title - service, key="tags")
+        self._columns += ["steps", "last"]
         table.add_column("Steps", width=_STEPS_WIDTH, key="steps")
         table.add_column("Last run", width=_LAST_RUN_WIDTH, key="last")
 
@@ -217,24 +235,20 @@ class HomeScreen(Screen[None]):
                 text, variable = last_run_summary(entry.last_run)
                 muted = variable == "$text-muted"
                 style = Style(dim=True) if muted else self._theme_style(variable)
-                table.add_row(
-                    self._cell(runbook.title, Style(bold=True)),
-                    self._cell(runbook.service or "—"),
-                    self._cell(", ".join(runbook.tags) or "—"),
-                    self._cell(str(len(runbook.steps))),
-                    self._cell(text, style),
-                    key=entry.key,
-                )
+                cells = {
+                    "title": self._cell(runbook.title, Style(bold=True)),
+                    "service": self._cell(runbook.service or "—"),
+                    "tags": self._cell(", ".join(runbook.tags) or "—"),
+                    "steps": self._cell(str(len(runbook.steps))),
+                    "last": self._cell(text, style),
+                }
+                table.add_row(*(cells[name] for name in self._columns), key=entry.key)
             else:
                 error = self._theme_style("$text-error")
-                table.add_row(
-                    self._cell(entry.title, error),
-                    self._cell("—"),
-                    self._cell("—"),
-                    self._cell("—"),
-                    self._cell("✗ cannot open", error),
-                    key=entry.key,
-                )
+                cells = {name: self._cell("—") for name in self._columns}
+                cells["title"] = self._cell(entry.title, error)
+                cells["last"] = self._cell("✗ cannot open", error)
+                table.add_row(*(cells[name] for name in self._columns), key=entry.key)
         if highlighted in self._entries and any(key.value == highlighted for key in table.rows):
             table.move_cursor(row=table.get_row_index(highlighted))
         if not self._entries:
@@ -300,6 +314,16 @@ class HomeScreen(Screen[None]):
         runbook = entry.runbook
         assert runbook is not None
         lines: list[str | tuple[str, str]] = [(display_path(entry.path), "$text-muted")]
+        hidden = [
+            f"{label}: {value}"
+            for key, label, value in (
+                ("service", "service", runbook.service),
+                ("tags", "tags", ", ".join(runbook.tags)),
+            )
+            if key not in self._columns and value
+        ]
+        if hidden:  # the columns a narrow terminal left out
+            lines += [("  " + " · ".join(hidden), "$text-muted")]
         if runbook.description:
             lines += ["\n", " ".join(runbook.description.split())]
         outline = self._outline(runbook)
