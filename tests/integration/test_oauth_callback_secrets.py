@@ -80,7 +80,8 @@ def assert_nowhere(places: list[Path | str], *, url: str, secrets: list[str]) ->
     read = 0
     for where, text in every_text(places):
         read += 1
-        assert url not in text, f"the pasted redirect URL is in {where}"
+        leaked = url in text
+        assert not leaked, f"the pasted redirect URL is in {where}"  # never the value itself
         for value in secrets:
             assert_no_leak(text, value)
     return read
