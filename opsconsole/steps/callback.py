@@ -46,7 +46,9 @@ __all__ = [
     "CallbackStep",
     "Redirect",
     "check_redirect",
+    "paste_question",
     "redirect_secrets",
+    "refusal",
     "tunnel_command",
 ]
 
@@ -217,6 +219,35 @@ def _query_value(url: str, name: str) -> str:
         return ""
 
 
+def paste_question(url: str, tunnel: str, refused: str = "") -> EnterText:
+    """What the operator is asked: the paste, with the URL to open and the tunnel command;
+    ``refused``: why the previous paste could not be used."""
+    again = f"Refused: {refused}. Paste it again.\n" if refused else ""
+    return EnterText(
+        prompt="Paste the full URL your browser was sent to after approving",
+        detail=again + f"Open: {url}\nTunnel (on your machine): {tunnel}",
+        key="redirect_url",
+        name="redirect_url",
+        secret=True,
+        secret_parts=redirect_secrets,
+        placeholder="http://127.0.0.1:8888/callback?code=…&state=…",
+        visit=url,
+        unattended_reason=(
+            "needs a person to approve in a browser; run it in the console, "
+            "or answer with --answer STEP.redirect_url=URL"
+        ),
+    )
+
+
+def refusal(error: str, description: str) -> str:
+    """The step's result when the authorization server said no (nothing is submitted)."""
+    return (
+        f"the authorization was refused: {error}"
+        + (f" ({description})" if description else "")
+        + "; nothing was submitted. Run the step again for a new authorization URL"
+    )
+
+
 @register
 class CallbackStep(StepType[CallbackSpec]):
     kind = "oauth_callback"
@@ -298,28 +329,13 @@ class CallbackStep(StepType[CallbackSpec]):
         pasted = ""
         refused = ""
         for attempt in range(1, PASTE_ATTEMPTS + 1):
-            reply = await ctx.ask(
-                EnterText(
-                    prompt="Paste the full URL your browser was sent to after approving",
-                    detail=refused + f"Open: {url}\nTunnel (on your machine): {tunnel}",
-                    key="redirect_url",
-                    name="redirect_url",
-                    secret=True,
-                    secret_parts=redirect_secrets,
-                    placeholder="http://127.0.0.1:8888/callback?code=…&state=…",
-                    visit=url,
-                    unattended_reason=(
-                        "needs a person to approve in a browser; run it in the console, "
-                        "or answer with --answer STEP.redirect_url=URL"
-                    ),
-                )
-            )
+            reply = await ctx.ask(paste_question(url, tunnel, refused))
             pasted = (reply.value or "").strip()
             verdict = check_redirect(pasted, state, redirect)
             if not verdict.problems:
                 break
             ctx.note(f"Paste {attempt} refused: {verdict.problems[0]}")
-            refused = f"Refused: {verdict.problems[0]}. Paste it again.\n"
+            refused = verdict.problems[0]
         assert verdict is not None
         if verdict.problems:
             return Outcome(
@@ -328,14 +344,7 @@ class CallbackStep(StepType[CallbackSpec]):
                 artifacts=artifacts,
             )
         if verdict.error is not None:
-            error, description = verdict.error
-            return Outcome(
-                StepStatus.FAILED,
-                f"the authorization was refused: {error}"
-                + (f" ({description})" if description else "")
-                + "; nothing was submitted",
-                artifacts=artifacts,
-            )
+            return Outcome(StepStatus.FAILED, refusal(*verdict.error), artifacts=artifacts)
         for warning in verdict.warnings:
             ctx.note(warning)
         # every field, defaults included (POST is the submit's default, not the http step's)
