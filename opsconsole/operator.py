@@ -123,6 +123,10 @@ class EnterText(Question):
     pattern: str | None = None
     secret: bool = False
     placeholder: str = ""
+    #: with ``secret``: the secret parts of the answer, registered instead of all of it
+    #: (a pasted redirect URL's code, not its ``http://host:port/path``, which would mask
+    #: every other URL of that host by prefix); None: the whole answer is the secret
+    secret_parts: Callable[[str], list[str]] | None = None
 
 
 @dataclass(frozen=True)

@@ -142,29 +142,33 @@ class _Matcher:
 
     A *seed* is the first :data:`PREFIX_LENGTH` characters of a form. Where a seed
     occurs, the text is masked as far as it keeps following the longest form that
-    starts with that seed. Matched whole: forms shorter than a seed, and every
-    ending of 8 or more characters of every form (only whole endings: a run from
-    the middle of a URL-shaped secret, such as ``.com/api``, is common text).
+    starts with that seed. A *tail* is a form's last :data:`PREFIX_LENGTH` characters:
+    where one occurs, the text is masked back as far as it keeps matching the form's
+    end, so every ending of 8 or more characters of every form is masked (only whole
+    endings: a run from the middle of a URL-shaped secret, such as ``.com/api``, is
+    common text). Matched whole: forms shorter than a seed. Building costs the total
+    length of the forms, not its square: a 16 KB pasted value is registered at once.
     """
 
     def __init__(self, forms: set[str]) -> None:
         from ahocorasick_rs import AhoCorasick
 
-        anchors: dict[str, set[str]] = {}
+        heads: dict[str, set[str]] = {}
+        tails: dict[str, set[str]] = {}
         exact: set[str] = set()
         for form in forms:
             if len(form) >= PREFIX_LENGTH:
-                anchors.setdefault(form[:PREFIX_LENGTH], set()).add(form)
+                heads.setdefault(form[:PREFIX_LENGTH], set()).add(form)
+                # a cut that kept the end of a secret, in any form, is a leak too: a
+                # command's output keeps its tail, and a long line reaches the screen in
+                # pieces
+                if len(form) > PREFIX_LENGTH:
+                    tails.setdefault(form[-PREFIX_LENGTH:], set()).add(form)
             else:
                 exact.add(form)
-        # a cut that kept the end of a secret, in any form, is a leak too: a command's output
-        # keeps its tail, and a long line reaches the screen in pieces
-        for form in forms:
-            exact.update(form[start:] for start in range(1, len(form) - PREFIX_LENGTH + 1))
-        self.seeds = sorted(anchors)
-        self.anchors = [sorted(anchors[seed], key=len, reverse=True) for seed in self.seeds]
-        # an 8-character ending that is also a seed is covered by the seed's match
-        self.patterns = self.seeds + sorted(exact - anchors.keys())
+        self.patterns = sorted(heads.keys() | tails.keys() | exact)
+        self.heads = [sorted(heads.get(p, ()), key=len, reverse=True) for p in self.patterns]
+        self.tails = [sorted(tails.get(p, ()), key=len, reverse=True) for p in self.patterns]
         self.automaton: AhoCorasick | None = AhoCorasick(self.patterns) if self.patterns else None
 
     def spans(self, text: str) -> list[tuple[int, int]]:
@@ -176,8 +180,11 @@ class _Matcher:
             return []
         spans = []
         for index, start, end in found:
-            if index < len(self.seeds):
-                end = start + max(_extent(text, start, anchor) for anchor in self.anchors[index])
+            heads, tails = self.heads[index], self.tails[index]
+            if heads:
+                end = max(end, start + max(_extent(text, start, form) for form in heads))
+            if tails:
+                start = min(start, end - max(_back(text, end, form) for form in tails))
             spans.append((start, end))
         spans.sort()
         merged = [spans[0]]
@@ -188,6 +195,20 @@ class _Matcher:
             else:
                 merged.append((start, end))
         return merged
+
+
+def _back(text: str, end: int, form: str) -> int:
+    """How many trailing characters of ``form`` end ``text[:end]`` (its tail is known to)."""
+    if text.endswith(form, 0, end):
+        return len(form)
+    low, high = PREFIX_LENGTH, len(form) - 1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if text.endswith(form[-middle:], 0, end):
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _extent(text: str, at: int, anchor: str) -> int:

@@ -766,8 +766,13 @@ class RunSession:
         reply = await operator.ask(step, shown)
         if isinstance(question, EnterText) and question.secret and reply.value:
             # registered before anything else sees it: from here on it is *** everywhere
-            self.secrets.put(question.name, reply.value)
-            self._secret_labels[reply.value] = f"secret {question.name}"
+            if question.secret_parts is None:
+                self.secrets.put(question.name, reply.value)
+                self._secret_labels[reply.value] = f"secret {question.name}"
+            else:
+                for part in question.secret_parts(reply.value):
+                    self.redactor.register(part)
+                    self._secret_labels[part] = f"secret {question.name}"
         simulated.append(reply.simulated)
         return dataclasses.replace(reply, note=self.redactor.redact(reply.note.strip()))
 

@@ -10,9 +10,12 @@ length limit). It checks the paste before anything is sent: it parses, its
 another host or port than the redirect URI is warned about. Then it submits the
 URL and, optionally, verifies the result.
 
-The pasted URL carries the authorization code: it is registered with the
-redactor the moment it arrives, so it is ``***`` in the log, audit, state and
-evidence, and it reaches the server only as a JSON value (never a template).
+The pasted URL carries the authorization code: its secret parts
+(:func:`redirect_secrets`: every parameter but the public ones such as ``state``)
+are registered with the redactor the moment it arrives, so the code is ``***`` in
+the log, audit, state and evidence, and it reaches the server only as a JSON value
+(never a template). Its ``http://host:port/path`` is not a secret: registered
+whole, it would mask every other URL of that host by prefix.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import getpass
 import socket
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_plus, urlsplit
 
 from pydantic import Field, field_validator
 
@@ -30,6 +33,7 @@ from ..errors import TemplateError
 from ..expectations import search_json
 from ..operator import EnterText
 from ..run import Assertion, StepStatus
+from ..secrets import MIN_SECRET_LENGTH
 from . import register
 from .base import Outcome, Produces, StepContext, StepSpec, StepType
 from .http import HttpExpect, HttpSpec, RequestFields, send_and_judge
@@ -37,7 +41,16 @@ from .http import HttpExpect, HttpSpec, RequestFields, send_and_judge
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["CallbackStep", "CallbackSpec", "Redirect", "check_redirect", "tunnel_command"]
+__all__ = [
+    "CallbackSpec",
+    "CallbackStep",
+    "Redirect",
+    "check_redirect",
+    "paste_question",
+    "redirect_secrets",
+    "refusal",
+    "tunnel_command",
+]
 
 #: pastes that fail the checks before the step gives up
 PASTE_ATTEMPTS = 3
@@ -158,6 +171,38 @@ def check_redirect(pasted: str, issued_state: str, redirect_uri: str) -> Redirec
     return verdict
 
 
+#: redirect parameters that are not secrets: the state this run was issued (it is in the
+#: authorization URL on screen), the server's refusal and its words, the issuer, the scopes
+PUBLIC_PARAMETERS = frozenset(
+    {"state", "error", "error_description", "error_uri", "iss", "scope"}
+)
+
+
+def redirect_secrets(pasted: str) -> list[str]:
+    """What of a pasted redirect URL is secret: every query and fragment value but the
+    :data:`PUBLIC_PARAMETERS`, as pasted and decoded, and a password in it. A paste that
+    is not a URL, or a code too short to be masked alone, is secret whole."""
+    text = pasted.strip()
+    whole = [text] if len(text) >= MIN_SECRET_LENGTH else []
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return whole
+    if not parts.scheme or not parts.netloc:
+        return whole
+    found: list[str] = [password] if password else []
+    for pair in f"{parts.query}&{parts.fragment}".split("&"):
+        name, _, raw = pair.partition("=")
+        if unquote_plus(name) in PUBLIC_PARAMETERS or not raw:
+            continue
+        decoded = unquote_plus(raw)
+        if unquote_plus(name) == "code" and len(decoded) < MIN_SECRET_LENGTH:
+            return whole
+        found += [raw, decoded]
+    return [value for value in dict.fromkeys(found) if len(value) >= MIN_SECRET_LENGTH]
+
+
 def tunnel_command(redirect_uri: str, ssh_target: str | None) -> str:
     """The command an operator runs on their own machine so the browser reaches the port."""
     parts = urlsplit(redirect_uri)
@@ -172,6 +217,35 @@ def _query_value(url: str, name: str) -> str:
         return (parse_qs(urlsplit(url).query).get(name) or [""])[0]
     except ValueError:
         return ""
+
+
+def paste_question(url: str, tunnel: str, refused: str = "") -> EnterText:
+    """What the operator is asked: the paste, with the URL to open and the tunnel command;
+    ``refused``: why the previous paste could not be used."""
+    again = f"Refused: {refused}. Paste it again.\n" if refused else ""
+    return EnterText(
+        prompt="Paste the full URL your browser was sent to after approving",
+        detail=again + f"Open: {url}\nTunnel (on your machine): {tunnel}",
+        key="redirect_url",
+        name="redirect_url",
+        secret=True,
+        secret_parts=redirect_secrets,
+        placeholder="http://127.0.0.1:8888/callback?code=…&state=…",
+        visit=url,
+        unattended_reason=(
+            "needs a person to approve in a browser; run it in the console, "
+            "or answer with --answer STEP.redirect_url=URL"
+        ),
+    )
+
+
+def refusal(error: str, description: str) -> str:
+    """The step's result when the authorization server said no (nothing is submitted)."""
+    return (
+        f"the authorization was refused: {error}"
+        + (f" ({description})" if description else "")
+        + "; nothing was submitted. Run the step again for a new authorization URL"
+    )
 
 
 @register
@@ -255,33 +329,13 @@ class CallbackStep(StepType[CallbackSpec]):
         pasted = ""
         refused = ""
         for attempt in range(1, PASTE_ATTEMPTS + 1):
-            reply = await ctx.ask(
-                EnterText(
-                    prompt="Paste the full URL your browser was sent to after approving",
-                    detail=refused + f"Open: {url}\nTunnel (on your machine): {tunnel}",
-                    key="redirect_url",
-                    name="redirect_url",
-                    secret=True,
-                    placeholder="http://127.0.0.1:8888/callback?code=…&state=…",
-                    visit=url,
-                    unattended_reason=(
-                        "needs a person to approve in a browser; run it in the console, "
-                        "or answer with --answer STEP.redirect_url=URL"
-                    ),
-                )
-            )
+            reply = await ctx.ask(paste_question(url, tunnel, refused))
             pasted = (reply.value or "").strip()
             verdict = check_redirect(pasted, state, redirect)
-            # the code is what makes the URL a secret; a paste that could not be read is
-            # masked whole (registering every usable URL would mask its http://host: prefix)
-            if verdict.code:
-                ctx.redactor.register(verdict.code)
-            elif pasted:
-                ctx.redactor.register(pasted)
             if not verdict.problems:
                 break
             ctx.note(f"Paste {attempt} refused: {verdict.problems[0]}")
-            refused = f"Refused: {verdict.problems[0]}. Paste it again.\n"
+            refused = verdict.problems[0]
         assert verdict is not None
         if verdict.problems:
             return Outcome(
@@ -290,14 +344,7 @@ class CallbackStep(StepType[CallbackSpec]):
                 artifacts=artifacts,
             )
         if verdict.error is not None:
-            error, description = verdict.error
-            return Outcome(
-                StepStatus.FAILED,
-                f"the authorization was refused: {error}"
-                + (f" ({description})" if description else "")
-                + "; nothing was submitted",
-                artifacts=artifacts,
-            )
+            return Outcome(StepStatus.FAILED, refusal(*verdict.error), artifacts=artifacts)
         for warning in verdict.warnings:
             ctx.note(warning)
         # every field, defaults included (POST is the submit's default, not the http step's)

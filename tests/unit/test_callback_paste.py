@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from opsconsole.steps.callback import check_redirect, tunnel_command
+from opsconsole.steps.callback import check_redirect, redirect_secrets, tunnel_command
 
 STATE = "issued-state-1"
 REDIRECT = "http://127.0.0.1:8888/callback"
@@ -64,3 +64,20 @@ def test_the_tunnel_command_names_the_callback_port_and_the_target() -> None:
     assert tunnel_command(REDIRECT, "ops@hdm-1") == "ssh -N -L 8888:127.0.0.1:8888 ops@hdm-1"
     fallback = tunnel_command("http://127.0.0.1/cb", None)
     assert fallback == f"ssh -N -L 80:127.0.0.1:80 {getpass.getuser()}@{socket.gethostname()}"
+
+
+def test_the_secret_parts_of_a_paste_are_its_values_not_its_address_or_state() -> None:
+    pasted = f"{REDIRECT}?code=c0de-value&state={STATE}&session_state=s355i0n%2Fv"
+    assert redirect_secrets(pasted) == ["c0de-value", "s355i0n%2Fv", "s355i0n/v"]
+    assert redirect_secrets(
+        f"{REDIRECT}?error=access_denied&error_description=The+user+denied&state={STATE}"
+    ) == []  # the refusal is shown in the operator's words, not masked
+    assert redirect_secrets("http://ops:pa55word@127.0.0.1:8888/cb#access_token=t0ken-1") == [
+        "pa55word", "t0ken-1",
+    ]
+
+
+def test_a_paste_that_is_not_a_url_or_has_a_tiny_code_is_secret_whole() -> None:
+    assert redirect_secrets("code=abcdef&state=x") == ["code=abcdef&state=x"]
+    tiny = f"{REDIRECT}?code=ab&state={STATE}"
+    assert redirect_secrets(tiny) == [tiny]

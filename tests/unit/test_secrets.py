@@ -162,6 +162,29 @@ def test_text_cut_by_someone_else_never_keeps_eight_characters() -> None:
         assert_no_leak(redactor.redact(f"…{value[start:]}"), value)
 
 
+LONG_VALUE_SCRIPT = """
+import resource, secrets, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from opsconsole.secrets import Redactor
+value = secrets.token_urlsafe(12_000)  # 16,000 characters: a 16 KB pasted URL's code
+redactor = Redactor()
+redactor.register(value)
+text = f"a {value[5000:]} b {value[:9000]} c"
+sys.stdout.write(redactor.redact(text))
+"""
+
+
+def test_a_16_kb_secret_is_registered_within_a_gigabyte_and_its_cuts_are_masked() -> None:
+    """Masking every ending must not cost the square of the length: a pasted 16 KB URL
+    (its code) is registered the moment it arrives. Run under a 1 GiB address-space limit."""
+    done = subprocess.run(
+        [sys.executable, "-c", LONG_VALUE_SCRIPT], capture_output=True, text=True,
+        timeout=120, cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout == "a *** b *** c"
+
+
 def test_short_secret_is_masked_whole_and_its_longer_encodings_by_prefix() -> None:
     value = "k7Q" + rand.choice("xyz") + "z9"  # 6 characters: no 8-character prefix exists
     redactor = Redactor()
