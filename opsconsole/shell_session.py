@@ -54,9 +54,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .process import (
     _LIVE,
+    LINE_CONTINUES,
     _ChildProtocol,
     _gone,
     _guarded,
@@ -69,6 +71,7 @@ from .process import (
 
 __all__ = [
     "BlockResult",
+    "RedactedStream",
     "ShellSession",
     "ShellUnavailable",
     "looks_secret",
@@ -592,6 +595,50 @@ class ShellSession:
             if self._folder is not None:
                 shutil.rmtree(self._folder, ignore_errors=True)
                 self._folder = None
+
+
+class _Masks(Protocol):
+    @property
+    def longest(self) -> int: ...
+
+    def redact(self, text: str) -> str: ...
+
+    def spans(self, text: str) -> list[tuple[int, int]]: ...
+
+
+class RedactedStream:
+    """Output lines redacted before they go on (redact first, cut after).
+
+    A long line reaches ``deliver`` in pieces (each ending in ``LINE_CONTINUES``); a
+    secret split across two pieces would be masked only in part (an end or a start shorter
+    than the redactor's 8 characters stays). So the end of each piece, as long as the
+    longest form of any secret, is held back and goes out with the next piece: a secret is
+    always masked whole. :meth:`flush` sends what is held when the stream ends."""
+
+    def __init__(self, redactor: _Masks, deliver: Callable[[str], None]) -> None:
+        self.redactor = redactor
+        self.deliver = deliver
+        self.carry = ""
+
+    def __call__(self, piece: str) -> None:
+        continues = piece.endswith(LINE_CONTINUES)
+        text = self.carry + (piece[: -len(LINE_CONTINUES)] if continues else piece)
+        self.carry = ""
+        if not continues:
+            self.deliver(self.redactor.redact(text))
+            return
+        cut = max(0, len(text) - self.redactor.longest)
+        for start, end in self.redactor.spans(text):
+            if start < cut < end:
+                cut = start
+        self.carry = text[cut:]
+        if cut:
+            self.deliver(self.redactor.redact(text[:cut]) + LINE_CONTINUES)
+
+    def flush(self) -> None:
+        if self.carry:
+            text, self.carry = self.carry, ""
+            self.deliver(self.redactor.redact(text))
 
 
 def _prefix_overlap(buffer: bytes | bytearray, marker: bytes) -> int:
