@@ -418,6 +418,40 @@ def not_runnable(spec: CommandSpec) -> str:
     return ""
 
 
+async def ask_shell(ctx: StepContext[CommandSpec], shell: ShellSession) -> str:
+    """The runbook's shell cannot be run here (not installed, or not one the session
+    speaks): say so before anything runs and ask whether to use bash instead (once per
+    session). Returns why the block is not run, or ""."""
+    from ..operator import Choice, Choose, Note
+
+    problem = shell.problem()
+    if not problem:
+        return ""
+    reply = await ctx.ask(
+        Choose(
+            prompt=f"The runbook's shell ({shell.shell}) cannot run here",
+            key="shell-fallback",
+            detail=(
+                f"{problem[0].upper()}{problem[1:]}. Its blocks may rely on {shell.shell}; "
+                "run them in bash instead (for the rest of this run), or do not run them?"
+            ),
+            choices=(
+                Choice("bash", "Run in bash instead"),
+                Choice("no", "Do not run", tone="negative"),
+            ),
+            default="no",
+            note=False,
+            simulate=False,
+            unattended_reason=f"not run: {problem}",
+        )
+    )
+    if reply.value != "bash":
+        return f"not run: {problem}"
+    shell.bash_instead = problem
+    ctx.emit(Note(text=f"{problem}: the blocks of this run go to bash instead"))
+    return ""
+
+
 def _register_secrets(ctx: StepContext[CommandSpec], shell: ShellSession) -> str:
     """The values of the session's secret-looking variables registered with the redactor
     (output is redacted from here on); returns the problem if one cannot be, else ""."""
@@ -445,6 +479,9 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
     if refused:
         return Outcome(StepStatus.SKIPPED, refused)
     shell = shell_session(ctx)
+    refused = await ask_shell(ctx, shell)
+    if refused:
+        return Outcome(StepStatus.SKIPPED, refused)
     restore = await ask_restore(ctx, shell)
     restoring: list[tuple[str, str, dict[str, str]]] = []  # (title, command, values)
     for setter in restore:
@@ -534,6 +571,8 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
         else:
             for line in result.output.splitlines():
                 stream(line)
+    if shell.bash_instead:
+        notes.append(f"run in bash: {shell.bash_instead}")
     if result.restarted:
         ctx.emit(Note(text=RESTARTED))
         notes.append(RESTARTED)

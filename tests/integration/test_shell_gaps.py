@@ -10,6 +10,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from opsconsole.config import Environment
 from opsconsole.loader import load_runbook
 from opsconsole.model import Step
@@ -216,3 +218,164 @@ async def test_runme_background_and_interactive_blocks_are_refused_plainly(
     assert "needs a terminal" in login.detail
     assert not operator.asked  # nothing offered to run
     assert not (tmp_path / "served.txt").exists() and not (tmp_path / "logged-in.txt").exists()
+
+
+# -- the runbook's shell (front matter ``shell``) ---------------------------------------------
+
+IN_SHELL = """\
+    ---
+    shell: {shell}
+    cwd: .
+    ---
+    # Three blocks in {shell}
+
+    ```sh
+    export GREETING=hello
+    mkdir -p carried && cd carried
+    shout() {{ echo "$1, from $(basename "$PWD")"; }}
+    ```
+
+    ```sh
+    PLAIN_VAR="not exported"
+    echo "bash ${{BASH_VERSION:+yes}}${{BASH_VERSION:-no}} zsh ${{ZSH_VERSION:+yes}}"
+    ```
+
+    ```sh
+    shout "$GREETING"
+    printf '%s %s\\n' "$PLAIN_VAR" "<value>"
+    ```
+"""
+#: what block 2 prints in each shell (the proof it ran there, not in bash)
+WHICH = {"sh": "bash no zsh ", "zsh": "bash no zsh yes"}
+HOSTILE_VALUE = "it's \"$(touch pwned)\" `x` \\n\n${HOME} ü\n"
+
+
+@pytest.mark.parametrize("shell", ["sh", "zsh"])
+async def test_the_runbooks_shell_runs_the_blocks_and_variables_carry(
+    tmp_path: Path, shell: str
+) -> None:
+    from tests.conftest import require_tool
+
+    require_tool(shell)
+    runbook = load_runbook(write_runbook(tmp_path, IN_SHELL.format(shell=shell)))
+    first, second, third = (s.id for s in runbook.steps)
+    session = open_session(runbook, Environment(name="local"), tmp_path / "state")
+    operator = Scripted({"value": HOSTILE_VALUE})
+    try:
+        await session.start()
+        for step_id in (first, second, third):
+            result = await session.execute(step_id, operator=operator)
+            assert result.status is StepStatus.PASSED, result.detail
+        assert output_of(session, second) == WHICH[shell] + "\n"
+        assert output_of(session, third) == f"hello, from carried\nnot exported {HOSTILE_VALUE}\n"
+        kv = next(a for a in session.result(third).artifacts if a.type == "keyvalues")
+        assert ("GREETING", "hello") in kv.items and ("PLAIN_VAR", "not exported") in kv.items
+        assert not any(name.startswith(("OPS_PH_", "__ops")) for name, _ in kv.items)
+        assert not any(tmp_path.rglob("pwned"))
+        assert not [q for _, q in operator.asked if q.key == "shell-fallback"]
+    finally:
+        await session.close()
+
+
+class Fallback(Scripted):
+    """Answers the "the runbook's shell cannot run here" question with ``choice``."""
+
+    def __init__(self, choice: str) -> None:
+        super().__init__()
+        self.choice = choice
+
+    async def ask(self, step: Step, question: Question) -> Reply:
+        from opsconsole.operator import Choose
+
+        if isinstance(question, Choose):
+            self.asked.append((step.id, question))
+            return Reply(self.choice)
+        return await super().ask(step, question)
+
+
+FISH = """\
+    ---
+    shell: fish
+    ---
+    # Fish
+
+    ```sh
+    echo "ran in ${BASH_VERSION:+bash}" > ran.txt
+    ```
+
+    ```sh
+    echo again >> ran.txt
+    ```
+"""
+
+
+@pytest.mark.parametrize("choice", ["no", "bash"])
+async def test_a_shell_the_session_cannot_run_is_said_before_anything_runs(
+    tmp_path: Path, choice: str
+) -> None:
+    runbook = load_runbook(write_runbook(tmp_path, FISH.replace("ran.txt", f"{tmp_path}/ran.txt")))
+    first, second = (s.id for s in runbook.steps)
+    session = open_session(runbook, Environment(name="local"), tmp_path / "state")
+    operator = Fallback(choice)
+    try:
+        await session.start()
+        results = [await session.execute(step_id, operator=operator) for step_id in (first, second)]
+    finally:
+        await session.close()
+    asked = [q for _, q in operator.asked if q.key == "shell-fallback"]
+    assert "fish" in asked[0].prompt and "runs bash, sh or zsh" in asked[0].detail
+    if choice == "no":
+        assert [r.status for r in results] == [StepStatus.SKIPPED] * 2
+        assert "not run: the runbook asks for fish" in results[0].detail
+        assert not (tmp_path / "ran.txt").exists()
+        assert not [q for _, q in operator.asked if isinstance(q, ApprovePlan)]
+    else:
+        assert [r.status for r in results] == [StepStatus.PASSED] * 2
+        assert len(asked) == 1  # once per run
+        assert "run in bash: the runbook asks for fish" in results[0].note
+        assert (tmp_path / "ran.txt").read_text() == "ran in bash\nagain\n"
+
+
+def test_lint_warns_of_a_shell_that_cannot_run_here(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    fish = write_runbook(tmp_path, FISH, "fish.md")
+    zsh = write_runbook(tmp_path, IN_SHELL.format(shell="zsh"), "zsh.md")
+    done = subprocess.run(
+        [sys.executable, "-m", "opsconsole.cli", "lint", str(fish), str(zsh)],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "PATH": str(tmp_path)},  # no zsh here
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (f"{fish}:2: warning: front matter: shell 'fish' is not one the shell session runs "
+            "(bash, sh, zsh)") in done.stdout
+    assert f"{zsh}:2: warning: front matter: shell 'zsh' is not installed" in done.stdout
+
+
+@pytest.mark.parametrize("shell", ["sh", "zsh"])
+async def test_in_sh_and_zsh_a_hanging_block_is_interrupted_and_a_dead_shell_replaced(
+    tmp_path: Path, shell: str
+) -> None:
+    from opsconsole.shell_session import ShellSession
+    from tests.conftest import require_tool
+
+    require_tool(shell)
+    session = ShellSession(shell=shell, cwd=str(tmp_path))
+    try:
+        await session.run_block("export KEPT=yes")
+        assert session.dialect == shell
+        hung = await session.run_block("sleep 30; echo after", timeout=0.5)
+        assert hung.timed_out and "the shell session is kept" in hung.stopped
+        assert "after" not in hung.output
+        kept = await session.run_block('echo "$KEPT"')
+        assert (kept.output, kept.restarted) == ("yes\n", False)
+        died = await session.run_block("exit 3")
+        assert died.shell_ended and died.exit_code == 3
+        fresh = await session.run_block('echo "${KEPT:-lost}"')
+        assert (fresh.output, fresh.restarted) == ("lost\n", True)
+    finally:
+        await session.close()
