@@ -291,8 +291,14 @@ async def ask_placeholders(
     from ..operator import EnterText
     from ..shell_session import placeholder_variable
 
+    runbook = getattr(ctx.run, "runbook", None)
+    declared = runbook.variables if runbook is not None else {}
     replacements: dict[str, str] = {}
     for placeholder in (spec or ctx.spec).placeholders:
+        given = ctx.variables.get(placeholder.name) if placeholder.name in declared else None
+        if placeholder.name not in shell.placeholders and given and not placeholder.secret:
+            # a variable the front matter declares: the environment's value, not a question
+            shell.remember(placeholder.name, given, secret=False)
         if placeholder.name not in shell.placeholders:
             reply = await ctx.ask(
                 EnterText(

@@ -379,3 +379,36 @@ async def test_in_sh_and_zsh_a_hanging_block_is_interrupted_and_a_dead_shell_rep
         assert (fresh.output, fresh.restarted) == ("lost\n", True)
     finally:
         await session.close()
+
+
+DECLARED = """\
+    ---
+    variables:
+      NAMESPACE: the namespace of this environment
+      REGION: where it runs
+    ---
+    # Declared variables
+
+    ```bash
+    echo "ns=$NAMESPACE region=${REGION}"
+    ```
+"""
+
+
+async def test_front_matter_variables_come_from_the_environment_not_a_question(
+    tmp_path: Path,
+) -> None:
+    runbook = load_runbook(write_runbook(tmp_path, DECLARED))
+    (step,) = runbook.steps
+    environment = Environment(name="local", variables={"NAMESPACE": "payments; rm -rf /"})
+    session = open_session(runbook, environment, tmp_path / "state")
+    operator = Scripted({"REGION": "eu-west-1"})  # not in the environment: asked
+    try:
+        await session.start()
+        result = await session.execute(step.id, operator=operator)
+        assert result.status is StepStatus.PASSED, result.detail
+        asked = [q.name for _, q in operator.asked if isinstance(q, EnterText)]
+        assert asked == ["REGION"]
+        assert output_of(session, step.id) == "ns=payments; rm -rf / region=eu-west-1\n"
+    finally:
+        await session.close()
