@@ -535,13 +535,13 @@ def _shell_problem(shell: str) -> str:
 
     if shell_dialect(shell) is None:
         return (
-            f"shell {shell!r} is not one the shell session runs (bash, sh, zsh): each plain "
-            "block asks before running in bash instead"
+            f"shell {shell!r} is not one the shell session runs (bash, sh, zsh): the console "
+            "asks before running the plain blocks in bash instead"
         )
     if shutil.which(shell) is None:
         return (
-            f"shell {shell!r} is not installed on this machine: each plain block asks before "
-            "running in bash instead"
+            f"shell {shell!r} is not installed on this machine: the console asks before "
+            "running the plain blocks in bash instead"
         )
     return ""
 
