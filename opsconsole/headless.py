@@ -368,11 +368,7 @@ def _not_for_run_all(step: Step) -> str:
     spec = step.spec
     if getattr(spec, "exclude_from_run_all", False):
         return "excluded from running all blocks (excludeFromRunAll): run it in the console"
-    if getattr(spec, "interactive", False):
-        return "interactive: it needs a terminal and a person; run it in the console"
-    if getattr(spec, "background", False):
-        return "a background process (a server, a port-forward): run it in the console"
-    return ""
+    return ""  # background and interactive blocks: the step itself says it does not run them
 
 
 @dataclass

@@ -75,8 +75,8 @@ MAX_YAML_CHARS = 64 * 1024
 #: what ids become part of file names (evidence, run state): lower-case slugs
 SLUG = re.compile(r"[a-z0-9][a-z0-9._-]{0,99}")
 
-#: front matter ``shell``: a bare name among these, or an absolute path
-SHELLS = frozenset({"bash", "sh", "zsh", "dash"})
+#: front matter ``shell``: a bare name (or an absolute path)
+_SHELL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 #: Runme fence attributes opsconsole reads; ``id`` is Runme's own cell identity (ignored)
 FENCE_ATTRIBUTES = frozenset({"name", "cwd", "background", "interactive", "excludeFromRunAll"})
 BUILTIN_VARIABLES = frozenset({"run_id", "environment"})
@@ -171,10 +171,11 @@ class FrontMatter(BaseModel):
     @field_validator("shell")
     @classmethod
     def _shell(cls, value: str | None) -> str | None:
-        if value is not None and value not in SHELLS and not _absolute_path(value):
+        # a shell the session cannot run opens with a warning (lint) and is asked about
+        if value is not None and not (_absolute_path(value) or _SHELL_NAME.fullmatch(value)):
             raise ValueError(
-                f"{value!r} is not a shell opsconsole runs: use bash, sh, zsh, dash or an "
-                "absolute path (/bin/bash)"
+                f"{value!r} is not a shell: give its name (bash, sh, zsh) or an absolute "
+                "path (/bin/bash)"
             )
         return value
 
@@ -526,6 +527,25 @@ def read_runbook_bytes(path: Path) -> bytes:
         os.close(fd)
 
 
+def _shell_problem(shell: str) -> str:
+    """Why plain blocks cannot run in the front matter's ``shell`` here, or ""."""
+    import shutil
+
+    from .shell_text import shell_dialect
+
+    if shell_dialect(shell) is None:
+        return (
+            f"shell {shell!r} is not one the shell session runs (bash, sh, zsh): the console "
+            "asks before running the plain blocks in bash instead"
+        )
+    if shutil.which(shell) is None:
+        return (
+            f"shell {shell!r} is not installed on this machine: the console asks before "
+            "running the plain blocks in bash instead"
+        )
+    return ""
+
+
 def _front_matter(parse: _Parse, token: Token) -> FrontMatter:
     """The front matter's known fields; unknown ones are kept (``model_extra``) and warned of."""
     data, node = _load_yaml(parse, token.content, 2, "front matter")
@@ -554,6 +574,11 @@ def _front_matter(parse: _Parse, token: Token) -> FrontMatter:
                 f"front matter: unknown field {key!r} (kept, not used by opsconsole)",
             )
         fields[key] = value
+    shell = fields.get("shell")
+    if isinstance(shell, str) and (_absolute_path(shell) or _SHELL_NAME.fullmatch(shell)):
+        problem = _shell_problem(shell)
+        if problem:
+            parse.warning(line_of("shell"), f"front matter: {problem}")
     try:
         return FrontMatter.model_validate(fields)
     except ValidationError as exc:

@@ -161,6 +161,9 @@ class Run(BaseModel):
     cursor: str | None = None
     results: dict[str, StepResult] = Field(default_factory=dict)
     captures: dict[str, str] = Field(default_factory=dict)
+    #: placeholder values of plain shell blocks (name -> value), kept for a resume; never a
+    #: secret one (those are asked again)
+    placeholders: dict[str, str] = Field(default_factory=dict)
     #: some answers came from the sandbox's simulated operator: a rehearsal, not evidence
     rehearsal: bool = False
     #: the audit chain's head after this run's last record (``HASH:SEQ``): a log cut short
@@ -191,6 +194,7 @@ _HEADER_FIELDS = (
     "finished_at",
     "updated_at",
     "captures",
+    "placeholders",
     "rehearsal",
     "audit_head",
 )

@@ -373,6 +373,16 @@ class Redactor:
     def contains_secret(self, text: str) -> bool:
         return bool(self._raw) and bool(self._current().spans(text))
 
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """The merged (start, end) ranges of ``text`` that :meth:`redact` masks."""
+        return self._current().spans(text) if self._raw and text else []
+
+    @property
+    def longest(self) -> int:
+        """The length of the longest form of any registered secret (0: none): a stream cut
+        this far before its end never splits a secret that the rest would complete."""
+        return max(map(len, self._forms), default=0)
+
 
 # -- which secrets an environment provides, and where they may be sent ----------------
 

@@ -54,9 +54,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .process import (
     _LIVE,
+    LINE_CONTINUES,
     _ChildProtocol,
     _gone,
     _guarded,
@@ -66,9 +68,11 @@ from .process import (
     _stop_group,
     child_environment,
 )
+from .shell_text import shell_dialect
 
 __all__ = [
     "BlockResult",
+    "RedactedStream",
     "ShellSession",
     "ShellUnavailable",
     "looks_secret",
@@ -105,6 +109,33 @@ __ops_dump() {
   done
 }
 """
+
+
+#: the same protocol for a POSIX sh (dash): no pipefail there, ``set`` lists the variables
+#: (``name='value'``, quoted), values are set with ``$(printf '%bx' '\0ooo...')``
+_SETUP_SH = r"""
+trap 'return 130 2>/dev/null' USR1
+__ops_dump() { set; }
+"""
+#: and for zsh: ``$parameters`` names the variables (special ones skipped), ``(P)`` reads them
+_SETUP_ZSH = r"""
+setopt PIPE_FAIL 2>/dev/null
+trap 'return 130 2>/dev/null' USR1
+__ops_dump() {
+  local __ops_n
+  for __ops_n in ${(k)parameters}; do
+    case $__ops_n in __ops_*|OPS_PH_*) continue;; esac
+    case ${parameters[$__ops_n]} in *special*|association*) continue;; esac
+    printf '%s\0%.{cap}s\0' "$__ops_n" "${(P)__ops_n}"
+  done
+}
+"""
+#: dialect -> (arguments after the program, setup code)
+_DIALECTS = {
+    "bash": (("--noprofile", "--norc"), _SETUP),
+    "sh": ((), _SETUP_SH),
+    "zsh": (("-f", "-s"), _SETUP_ZSH),
+}
 
 
 class ShellUnavailable(OSError):
@@ -173,10 +204,14 @@ def substitute(command: str, replacements: Mapping[str, str]) -> str:
     return "".join(out)
 
 
-def _assign(name: str, value: str) -> str:
-    """Shell code setting ``name`` to ``value``; only hex escapes come from the value."""
+def _assign(name: str, value: str, dialect: str = "bash") -> str:
+    """Shell code setting ``name`` to ``value``; only hex (sh: octal) escapes come from the
+    value."""
     if not _NAME.fullmatch(name):
         raise ValueError(f"not a shell variable name: {name!r}")
+    if dialect == "sh":  # no printf -v; the x keeps trailing newlines from $( )
+        escaped = "".join(f"\\0{byte:03o}" for byte in value.encode("utf-8"))
+        return f"{name}=$(printf '%bx' '{escaped}'); {name}=${{{name}%x}}\n"
     escaped = "".join(f"\\x{byte:02x}" for byte in value.encode("utf-8"))
     return f"printf -v {name} '%b' '{escaped}'\n"
 
@@ -247,6 +282,11 @@ class ShellSession:
         max_line: int = 8 * 1024,
     ) -> None:
         self.shell = shell or "bash"
+        #: the dialect spoken with the running shell (bash, sh, zsh)
+        self.dialect = "bash"
+        #: why the blocks run in bash although the runbook asks for another shell (the
+        #: operator agreed: that shell is not installed, or not one the session speaks)
+        self.bash_instead = ""
         self.start_cwd = cwd
         self.env = dict(env) if env is not None else child_environment()
         self.tail_bytes = tail_bytes
@@ -289,19 +329,43 @@ class ShellSession:
         protocol = self._protocol
         return protocol is None or protocol.exited.done() or protocol.eof.done()
 
-    def _program(self) -> str:
-        found = shutil.which(self.shell, path=self.env.get("PATH", os.defpath))
-        if found is None or Path(found).name != "bash":
-            found = shutil.which("bash", path=self.env.get("PATH", os.defpath))
+    def problem(self) -> str:
+        """Why the session cannot run the runbook's shell (operator words), or ""."""
+        dialect = shell_dialect(self.shell)
+        if self.bash_instead or dialect == "bash":
+            return ""
+        if dialect is None:
+            return (
+                f"the runbook asks for {self.shell} (front matter shell: {self.shell}); the "
+                "shell session runs bash, sh or zsh"
+            )
+        if shutil.which(self.shell, path=self.env.get("PATH", os.defpath)) is None:
+            return (
+                f"the runbook asks for {self.shell} (front matter shell: {self.shell}), which "
+                "is not installed on this machine"
+            )
+        return ""
+
+    def _program(self) -> tuple[str, str]:
+        """The shell to start and the dialect to speak with it."""
+        problem = self.problem()
+        if problem:
+            raise ShellUnavailable(f"cannot start the shell session: {problem}")
+        name = "bash" if self.bash_instead else self.shell
+        found = shutil.which(name, path=self.env.get("PATH", os.defpath))
         if found is None:
-            raise ShellUnavailable("cannot start the shell session: bash was not found on PATH")
-        return found
+            raise ShellUnavailable(f"cannot start the shell session: {name} was not found")
+        dialect = shell_dialect(name) or "bash"
+        if Path(found).resolve().name == "bash":  # an sh that is bash: bash in POSIX mode
+            dialect = "bash"
+        return found, dialect
 
     async def _start(self) -> None:
         loop = asyncio.get_running_loop()
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="opsconsole-shell-"))
-        program = self._program()
+        program, self.dialect = self._program()
+        arguments, setup = _DIALECTS[self.dialect]
         cwd = self.start_cwd
         if cwd is not None and not Path(cwd).is_dir():
             raise ShellUnavailable(f"cannot start the shell session: no folder {cwd}")
@@ -309,7 +373,7 @@ class ShellSession:
         try:
             transport, protocol = await loop.subprocess_exec(
                 lambda: _ShellProtocol(loop, self),
-                *_guarded([program, "--noprofile", "--norc"], lifeline_read, 2.0),
+                *_guarded([program, *arguments], lifeline_read, 2.0),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
@@ -328,12 +392,17 @@ class ShellSession:
         _LIVE[self._pgid] = _LiveGroup(program)
         self.generation += 1
         self._assigned = {}
-        frame = self._send(_SETUP.replace("{cap}", str(VALUE_CAP)), "$$")
-        if not await self._wait(frame, 10.0):
-            await self._kill()
-            raise ShellUnavailable("cannot start the shell session: bash did not answer")
+        codes = [setup.replace("{cap}", str(VALUE_CAP))]
+        if self.dialect == "zsh":
+            codes.append(":")  # zsh sets a few variables of its own after its first line
+        for code in codes:
+            frame = self._send(code, "$$")
+            if not await self._wait(frame, 10.0):
+                await self._kill()
+                name = Path(program).name
+                raise ShellUnavailable(f"cannot start the shell session: {name} did not answer")
         self._pid = int(frame.status) if frame.status.isdigit() else 0
-        self._baseline = _parse_dump(frame.dump)
+        self._baseline = _parse_dump(frame.dump, self.dialect)
         self.cwd = self._baseline.get("PWD", "")
 
     def _send(self, code: str, status: str) -> _Frame:
@@ -503,7 +572,7 @@ class ShellSession:
         code = ""
         for name, value in (values or {}).items():
             if self._assigned.get(name) != value:
-                code += _assign(name, value)
+                code += _assign(name, value, self.dialect)
                 self._assigned[name] = value
         source = f". {shlex.quote(str(path))}"
         if cwd:
@@ -533,7 +602,7 @@ class ShellSession:
             exit_code = await self._ended_status()
         else:
             exit_code = int(frame.status) if frame.status.lstrip("-").isdigit() else None
-            self._update(_parse_dump(frame.dump))
+            self._update(_parse_dump(frame.dump, self.dialect))
         text = frame.output.finish()
         return BlockResult(
             exit_code=exit_code,
@@ -594,6 +663,50 @@ class ShellSession:
                 self._folder = None
 
 
+class _Masks(Protocol):
+    @property
+    def longest(self) -> int: ...
+
+    def redact(self, text: str) -> str: ...
+
+    def spans(self, text: str) -> list[tuple[int, int]]: ...
+
+
+class RedactedStream:
+    """Output lines redacted before they go on (redact first, cut after).
+
+    A long line reaches ``deliver`` in pieces (each ending in ``LINE_CONTINUES``); a
+    secret split across two pieces would be masked only in part (an end or a start shorter
+    than the redactor's 8 characters stays). So the end of each piece, as long as the
+    longest form of any secret, is held back and goes out with the next piece: a secret is
+    always masked whole. :meth:`flush` sends what is held when the stream ends."""
+
+    def __init__(self, redactor: _Masks, deliver: Callable[[str], None]) -> None:
+        self.redactor = redactor
+        self.deliver = deliver
+        self.carry = ""
+
+    def __call__(self, piece: str) -> None:
+        continues = piece.endswith(LINE_CONTINUES)
+        text = self.carry + (piece[: -len(LINE_CONTINUES)] if continues else piece)
+        self.carry = ""
+        if not continues:
+            self.deliver(self.redactor.redact(text))
+            return
+        cut = max(0, len(text) - self.redactor.longest)
+        for start, end in self.redactor.spans(text):
+            if start < cut < end:
+                cut = start
+        self.carry = text[cut:]
+        if cut:
+            self.deliver(self.redactor.redact(text[:cut]) + LINE_CONTINUES)
+
+    def flush(self) -> None:
+        if self.carry:
+            text, self.carry = self.carry, ""
+            self.deliver(self.redactor.redact(text))
+
+
 def _prefix_overlap(buffer: bytes | bytearray, marker: bytes) -> int:
     """The length of the longest end of ``buffer`` that starts ``marker``."""
     for size in range(min(len(marker) - 1, len(buffer)), 0, -1):
@@ -602,11 +715,28 @@ def _prefix_overlap(buffer: bytes | bytearray, marker: bytes) -> int:
     return 0
 
 
-def _parse_dump(dump: bytes) -> dict[str, str]:
+def _parse_dump(dump: bytes, dialect: str = "bash") -> dict[str, str]:
+    if dialect == "sh":
+        return _parse_set(dump)
     parts = dump.split(b"\0")
     values: dict[str, str] = {}
     for index in range(0, len(parts) - 1, 2):
         name = parts[index].decode("utf-8", "replace")
         if _NAME.fullmatch(name):
             values[name] = parts[index + 1].decode("utf-8", "replace")
+    return values
+
+
+def _parse_set(dump: bytes) -> dict[str, str]:
+    """A POSIX shell's ``set`` listing (``name='value'``, single-quoted; a quote inside as
+    ``'"'"'``), each value cut at :data:`VALUE_CAP`."""
+    try:
+        words = shlex.split(dump.decode("utf-8", "replace"), posix=True)
+    except ValueError:  # not the listing we know: no variables rather than wrong ones
+        return {}
+    values: dict[str, str] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        if equals and _NAME.fullmatch(name):
+            values[name] = value[:VALUE_CAP]
     return values

@@ -19,11 +19,13 @@ __all__ = [
     "WELL_KNOWN_VARIABLES",
     "Placeholder",
     "ShellBlock",
+    "SHELL_DIALECTS",
     "ShellValues",
     "command_title",
     "first_command",
     "is_secret_name",
     "looks_like_command",
+    "shell_dialect",
     "shell_values",
     "split_block",
     "transcript",
@@ -48,6 +50,21 @@ class Placeholder:
     kind: Literal["angle", "variable"]
     secret: bool
     text: str
+
+
+# -- the session's shell ----------------------------------------------------------------------
+
+#: the shells the session protocol speaks (front matter ``shell``) -> its dialect
+SHELL_DIALECTS = {"bash": "bash", "sh": "sh", "dash": "sh", "zsh": "zsh"}
+
+
+def shell_dialect(shell: str | None) -> str | None:
+    """The dialect (``bash``, ``sh``, ``zsh``) the session speaks with ``shell`` (a name or
+    a path, as Runme's ``shell`` front matter gives it; None: bash), or None when the
+    session cannot run it (fish, csh, powershell...)."""
+    if not shell:
+        return "bash"
+    return SHELL_DIALECTS.get(shell.strip().rsplit("/", 1)[-1])
 
 
 # -- languages, prompts and commands ---------------------------------------------------------

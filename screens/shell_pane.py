@@ -36,7 +36,7 @@ def run_shell(session: RunSession) -> ShellSession:
     """The run's shell session object (made if needed; its process starts with a block)."""
     from opsconsole.steps.command import shell_for
 
-    return shell_for(session.clients, session.runbook)
+    return shell_for(session.clients, session.runbook, session.run)
 
 
 class ShellVariablesPane(Static):

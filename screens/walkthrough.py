@@ -514,7 +514,9 @@ class WalkthroughScreen(Screen[None]):
     @work(group="placeholder", exclusive=True, exit_on_error=False)
     async def action_edit_placeholder(self) -> None:
         """p: pick a placeholder answered in this run and give it a new value."""
+        from opsconsole.errors import RunStateError
         from opsconsole.operator import Choice, Choose, EnterText
+        from opsconsole.steps.command import keep_placeholder
 
         from .dialogs import ChoiceDialog, InputDialog
         from .shell_pane import run_shell
@@ -543,9 +545,14 @@ class WalkthroughScreen(Screen[None]):
             return
         if secret:
             session.secrets.put(name, reply.value)  # redacted everywhere from now on
-        shell.remember(name, reply.value, secret=secret)
+        keep_placeholder(session, shell, name, reply.value, secret=secret, how="edited",
+                         step=step.id)
         self._show_shell()
         self._log(f"<{name}> changed: the next blocks that use it get the new value.")
+        try:
+            session.save()  # kept for a resume (never a secret one)
+        except RunStateError as exc:
+            self._log(f"<{name}> is not saved for a resume: {exc}")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "break_glass":

@@ -30,12 +30,14 @@ if TYPE_CHECKING:
     from ..artifacts import Artifact
     from ..clients import Clients
     from ..model import Runbook
+    from ..run import Run
     from ..shell_session import ShellSession
 
 __all__ = [
     "CommandExpect",
     "CommandSpec",
     "CommandStep",
+    "keep_placeholder",
     "run_plain",
     "session_variables",
     "shell_for",
@@ -229,9 +231,10 @@ class CommandStep(StepType[CommandSpec]):
 RESTARTED = "the shell session restarted: variables from earlier blocks were lost"
 
 
-def shell_for(clients: Clients, runbook: Runbook | None) -> ShellSession:
+def shell_for(clients: Clients, runbook: Runbook | None, run: Run | None = None) -> ShellSession:
     """The run's shell session (made on first use, closed with the run's session; the
-    shell process itself starts with the first block)."""
+    shell process itself starts with the first block). ``run``: the saved run, whose
+    placeholder values (never secret ones) the session starts with (a resume)."""
     from ..process import child_environment
     from ..shell_session import ShellSession
 
@@ -239,18 +242,45 @@ def shell_for(clients: Clients, runbook: Runbook | None) -> ShellSession:
         cwd = runbook.cwd if runbook is not None else None
         if cwd and runbook is not None and not os.path.isabs(cwd):
             cwd = str(runbook.path.parent / cwd)
-        return ShellSession(
+        shell = ShellSession(
             shell=runbook.shell if runbook is not None else None,
             cwd=cwd,
             env=child_environment(),
         )
+        for name, value in (run.placeholders if run is not None else {}).items():
+            shell.remember(name, value, secret=False)
+        return shell
 
     return clients.get("shell", make, ShellSession.close)
 
 
 def shell_session(ctx: StepContext[CommandSpec]) -> ShellSession:
     """The shell session of the run this step belongs to."""
-    return shell_for(ctx.clients, getattr(ctx.run, "runbook", None))
+    return shell_for(
+        ctx.clients, getattr(ctx.run, "runbook", None), getattr(ctx.run, "run", None)
+    )
+
+
+def keep_placeholder(
+    session: object, shell: ShellSession, name: str, value: str, *, secret: bool, how: str,
+    step: str,
+) -> None:
+    """A placeholder's value given (``how``: "asked" or "edited"): kept in the shell session,
+    in the run state unless secret (a secret one is never stored: asked again after a
+    resume), and audited (a secret one as ***). ``session``: the run's RunSession."""
+    shell.remember(name, value, secret=secret)
+    run = getattr(session, "run", None)
+    kept = getattr(run, "placeholders", None)
+    if isinstance(kept, dict):
+        if secret:
+            kept.pop(name, None)
+        else:
+            kept[name] = value
+    record = getattr(session, "record_event", None)
+    redactor = getattr(session, "redactor", None)
+    if callable(record):
+        shown = "***" if secret else redactor.redact(value) if redactor is not None else value
+        record("placeholder.value", step=step, name=name, value=shown, how=how)
 
 
 async def ask_placeholders(
@@ -261,8 +291,14 @@ async def ask_placeholders(
     from ..operator import EnterText
     from ..shell_session import placeholder_variable
 
+    runbook = getattr(ctx.run, "runbook", None)
+    declared = runbook.variables if runbook is not None else {}
     replacements: dict[str, str] = {}
     for placeholder in (spec or ctx.spec).placeholders:
+        given = ctx.variables.get(placeholder.name) if placeholder.name in declared else None
+        if placeholder.name not in shell.placeholders and given and not placeholder.secret:
+            # a variable the front matter declares: the environment's value, not a question
+            shell.remember(placeholder.name, given, secret=False)
         if placeholder.name not in shell.placeholders:
             reply = await ctx.ask(
                 EnterText(
@@ -272,8 +308,12 @@ async def ask_placeholders(
                         f"This command uses {placeholder.text}. The value is asked once per "
                         "run and passed to the shell as a variable, never pasted into the "
                         "command."
-                        + (" It is treated as a secret: hidden and redacted." if
-                           placeholder.secret else "")
+                        + (
+                            " It is treated as a secret: hidden and redacted, never stored"
+                            " (after a resume it is asked again)."
+                            if placeholder.secret
+                            else " It is kept with the run (a resume reuses it); p changes it."
+                        )
                     ),
                     name=placeholder.name,
                     secret=placeholder.secret,
@@ -285,7 +325,10 @@ async def ask_placeholders(
                     ),
                 )
             )
-            shell.remember(placeholder.name, reply.value or "", secret=placeholder.secret)
+            keep_placeholder(
+                ctx.run, shell, placeholder.name, reply.value or "", secret=placeholder.secret,
+                how="asked", step=ctx.step.id,
+            )
         replacements[placeholder.text] = placeholder_variable(placeholder.name)
     return replacements
 
@@ -364,15 +407,87 @@ async def ask_restore(ctx: StepContext[CommandSpec], shell: ShellSession) -> lis
     return setters if reply.value == "rerun" else []
 
 
+def not_runnable(spec: CommandSpec) -> str:
+    """Why the console does not run a plain block (Runme's background or interactive
+    blocks), in operator words; "" when it runs it."""
+    if spec.background:
+        return (
+            "not run: a background process (Runme background=true: a server, a "
+            "port-forward) would hold the run's shell session until it ends; start it in a "
+            "terminal of your own, then go on"
+        )
+    if spec.interactive:
+        return (
+            "not run: this block needs a terminal and a person at it (Runme "
+            "interactive=true); run it in a terminal of your own, then go on"
+        )
+    return ""
+
+
+async def ask_shell(ctx: StepContext[CommandSpec], shell: ShellSession) -> str:
+    """The runbook's shell cannot be run here (not installed, or not one the session
+    speaks): say so before anything runs and ask whether to use bash instead (once per
+    session). Returns why the block is not run, or ""."""
+    from ..operator import Choice, Choose, Note
+
+    problem = shell.problem()
+    if not problem:
+        return ""
+    reply = await ctx.ask(
+        Choose(
+            prompt=f"The runbook's shell ({shell.shell}) cannot run here",
+            key="shell-fallback",
+            detail=(
+                f"{problem[0].upper()}{problem[1:]}. Its blocks may rely on {shell.shell}; "
+                "run them in bash instead (for the rest of this run), or do not run them?"
+            ),
+            choices=(
+                Choice("bash", "Run in bash instead"),
+                Choice("no", "Do not run", tone="negative"),
+            ),
+            default="no",
+            note=False,
+            simulate=False,
+            unattended_reason=f"not run: {problem}",
+        )
+    )
+    if reply.value != "bash":
+        return f"not run: {problem}"
+    shell.bash_instead = problem
+    ctx.emit(Note(text=f"{problem}: the blocks of this run go to bash instead"))
+    return ""
+
+
+def _register_secrets(ctx: StepContext[CommandSpec], shell: ShellSession) -> str:
+    """The values of the session's secret-looking variables registered with the redactor
+    (output is redacted from here on); returns the problem if one cannot be, else ""."""
+    from ..errors import SecretUnavailable
+    from ..shell_session import looks_secret
+
+    for name, value in shell.variables.items():
+        if looks_secret(name) and value:
+            try:
+                ctx.redactor.register(value)
+            except SecretUnavailable as exc:
+                return f"{name}: {exc}"
+    return ""
+
+
 async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
     """A plain block: placeholders asked, the command approved, run in the run's shell."""
     from ..artifacts import KeyValuesArtifact
     from ..expectations import evaluate_command, exit_meaning
     from ..operator import NoAnswer, Note
-    from ..shell_session import looks_secret, placeholder_variable, substitute
+    from ..shell_session import RedactedStream, looks_secret, placeholder_variable, substitute
 
     spec = ctx.spec
+    refused = not_runnable(spec)
+    if refused:
+        return Outcome(StepStatus.SKIPPED, refused)
     shell = shell_session(ctx)
+    refused = await ask_shell(ctx, shell)
+    if refused:
+        return Outcome(StepStatus.SKIPPED, refused)
     restore = await ask_restore(ctx, shell)
     restoring: list[tuple[str, str, dict[str, str]]] = []  # (title, command, values)
     for setter in restore:
@@ -414,8 +529,18 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
     # disk for good. A crash keeps the command; the output is in the result once it ends.
     ctx.checkpoint([shown])
 
-    def output(line: str) -> None:
-        ctx.emit(OutputLine(text=line))
+    stream = RedactedStream(ctx.redactor, lambda line: ctx.emit(OutputLine(text=line)))
+    # a block that sets a secret-looking variable (SESSION_TOKEN=$(...)) may print its value
+    # before the block ends, which is when the value is known: its output is held till then
+    holding = sorted({
+        name for block in (*restore, spec) for name in block.sets if looks_secret(name)
+    })
+    if holding:
+        ctx.emit(Note(text=(
+            f"this block sets {', '.join(holding)}, a secret known only when the block ends: "
+            "its output is shown then, redacted"
+        )))
+    output = None if holding else stream
 
     values = {
         placeholder_variable(p.name): shell.placeholders.get(p.name, "") for p in spec.placeholders
@@ -443,6 +568,17 @@ async def run_plain(ctx: StepContext[CommandSpec]) -> Outcome:
             StepStatus.FAILED, f"cannot start the shell session: {exc.strerror or exc}",
             artifacts=[shown],
         )
+    finally:
+        stream.flush()
+    unregistered = _register_secrets(ctx, shell)
+    if holding:
+        if unregistered:
+            ctx.emit(Note(text=f"output not shown: {unregistered}"))
+        else:
+            for line in result.output.splitlines():
+                stream(line)
+    if shell.bash_instead:
+        notes.append(f"run in bash: {shell.bash_instead}")
     if result.restarted:
         ctx.emit(Note(text=RESTARTED))
         notes.append(RESTARTED)

@@ -44,11 +44,11 @@ RUNBOOK = """\
 """
 
 
-def plain_run(workdir: Path, *, first_ran: bool = True) -> Path:
+def plain_run(workdir: Path, *, first_ran: bool = True, text: str = RUNBOOK) -> Path:
     folder = workdir / "plain"
     folder.mkdir()
     path = folder / "deploy.md"
-    path.write_text(textwrap.dedent(RUNBOOK), encoding="utf-8")
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
     runbook = load_runbook(path)
     first = runbook.steps[0]
     run = Run(
@@ -89,6 +89,16 @@ def plain_run(workdir: Path, *, first_ran: bool = True) -> Path:
 def test_placeholder_prompt(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
     """enter on a plain block with a placeholder not given yet: its value is asked first."""
     plain_run(workdir, first_ran=False)
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("plain")]))
+    assert snap_compare(app, terminal_size=size,
+                        run_before=keys_then_settle("enter", resume=RUN_ID))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_shell_fallback_prompt(snap_compare, workdir: Path, size: tuple[int, int]) -> None:
+    """The runbook asks for a shell the session cannot run (fish): before the block runs,
+    the console says so and asks whether to use bash instead."""
+    plain_run(workdir, first_ran=False, text="---\nshell: fish\n---\n" + textwrap.dedent(RUNBOOK))
     app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("plain")]))
     assert snap_compare(app, terminal_size=size,
                         run_before=keys_then_settle("enter", resume=RUN_ID))

@@ -5,6 +5,8 @@ runs, listed in the session pane, and p changes it."""
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +18,7 @@ from opsconsole.run import StepStatus
 from screens import OpsConsoleApp
 from screens.dialogs import InputDialog, PlanDialog
 from screens.home import HomeScreen
+from screens.progress_log import ProgressLog
 from screens.shell_pane import ShellVariablesPane
 from screens.walkthrough import WalkthroughScreen
 
@@ -113,6 +116,14 @@ async def test_walk_a_plain_runbook_with_a_placeholder_and_a_shared_variable(
         await pilot.press("enter")
         await settle(pilot)
         assert "<namespace> = billing" in pane_text(screen)
+        # the change is audited and kept in the run state (a resume reuses it)
+        records = [
+            json.loads(line) for line in screen.session.audit.path.read_text().splitlines()
+        ]
+        edits = [(r["name"], r["value"], r["how"]) for r in records
+                 if r.get("event") == "placeholder.value"]
+        assert edits == [("namespace", "payments", "asked"), ("namespace", "billing", "edited")]
+        assert screen.session.run.placeholders == {"namespace": "billing"}
         await pilot.press("enter")
         await approve(pilot, 'echo "again $RELEASE in billing"')
         await until(pilot, lambda: screen.session.result(third).status is StepStatus.PASSED,
@@ -121,3 +132,78 @@ async def test_walk_a_plain_runbook_with_a_placeholder_and_a_shared_variable(
         assert not isinstance(app.screen, InputDialog)
         detail = "\n".join(str(s.visual) for s in screen.query("StepDetail Static").results(Static))
         assert "again v7 in billing" in detail
+
+
+SECRET_RUNBOOK = """\
+    ---
+    cwd: .
+    ---
+    # Sign in
+
+    ```bash
+    SESSION_TOKEN=$(cat session.txt)
+    echo "$SESSION_TOKEN"
+    ```
+
+    ```bash
+    echo "$SESSION_TOKEN"
+    ```
+"""
+
+
+def screen_text(app: OpsConsoleApp) -> str:
+    """Everything the screen would write to the terminal, as text."""
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+async def test_a_secret_variable_printed_by_a_block_never_reaches_the_screen(
+    tmp_path: Path, make_settings, monkeypatch
+) -> None:
+    token = secrets.token_urlsafe(24)
+    (tmp_path / "session.txt").write_text(token, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text("[environments.local]\n", encoding="utf-8")
+    path = tmp_path / "sign-in.md"
+    path.write_text(textwrap.dedent(SECRET_RUNBOOK), encoding="utf-8")
+    logged: list[str] = []
+    add = ProgressLog.add
+
+    def keep(self: ProgressLog, text, *args, **kwargs):  # type: ignore[no-untyped-def]
+        logged.append(str(text))
+        return add(self, text, *args, **kwargs)
+
+    monkeypatch.setattr(ProgressLog, "add", keep)
+    shown: list[str] = []
+    app = OpsConsoleApp(make_settings(config, environment="local", runbook_paths=[path]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        first, second = (step.id for step in screen.session.runbook.steps)
+
+        def watched(step_id: str) -> Callable[[], bool]:
+            def done() -> bool:
+                shown.append(screen_text(app))
+                return screen.session.result(step_id).status is StepStatus.PASSED
+            return done
+
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PlanDialog), "the command dialog")
+        await pilot.click("#run")
+        await until(pilot, watched(first), "the first block")
+        await settle(pilot)
+        shown.append(screen_text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, PlanDialog), "the second dialog")
+        await pilot.click("#run")
+        await until(pilot, watched(second), "the second block")
+        await settle(pilot)
+        shown.append(screen_text(app))
+        log = "\n".join(logged)
+        assert log.count("  ***") >= 2  # both blocks' output reached the log, masked
+        assert "SESSION_TOKEN, a secret known only when the block ends" in log
+        for text in [log, *shown]:
+            assert token[:8] not in text and token[-8:] not in text

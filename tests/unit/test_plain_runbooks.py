@@ -118,9 +118,8 @@ def test_runme_fence_attributes() -> None:
 @pytest.mark.parametrize(
     ("shell", "problem"),
     [
-        ("fish", "'fish' is not a shell opsconsole runs"),
-        ("bin/bash", "'bin/bash' is not a shell opsconsole runs"),
-        ('"/bin/ba sh"', "is not a shell opsconsole runs"),
+        ("bin/bash", "'bin/bash' is not a shell: give its name"),
+        ('"/bin/ba sh"', "is not a shell: give its name"),
     ],
 )
 def test_front_matter_shell_is_validated(tmp_path: Path, shell: str, problem: str) -> None:
@@ -129,6 +128,14 @@ def test_front_matter_shell_is_validated(tmp_path: Path, shell: str, problem: st
     (error,) = problems
     assert (error.line, error.severity) == (2, "error")
     assert problem in error.message
+
+
+def test_a_shell_the_session_cannot_run_opens_with_a_warning(tmp_path: Path) -> None:
+    runbook, problems = parse_runbook(write(tmp_path, "---\nshell: fish\n---\n# T\n"))
+    (warning,) = problems
+    assert (warning.line, warning.severity) == (2, "warning")
+    assert "shell 'fish' is not one the shell session runs (bash, sh, zsh)" in warning.message
+    assert runbook is not None and runbook.shell == "fish"
 
 
 @pytest.mark.parametrize("shell", ["bash", "sh", "zsh", "dash", "/usr/local/bin/bash"])
