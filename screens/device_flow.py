@@ -255,17 +255,8 @@ class ConnectDialog(DeviceFlowDialog):
 
     TITLE_TEXT = "Approve in a browser"
     QR_NOTE = "Or scan this QR code with a phone (the same URL)."
-
-    def __init__(
-        self,
-        step: Step,
-        question: ApproveInBrowser,
-        *,
-        clock: Callable[[], float] = time.time,
-        environ: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(step, question, clock=clock, environ=environ)
-        self.server_state: str | None = None
+    #: the last state the step read back from the server
+    server_state: str | None = None
 
     def _state_text(self) -> str:
         left = self.question.expires_at - self.clock()

@@ -54,16 +54,9 @@ class ApproveSpec(StepSpec):
     @field_validator("url", "account")
     @classmethod
     def _paths(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        import jmespath
-        from jmespath.exceptions import JMESPathError
+        from .trigger import _jmespath  # trigger imports this module: not at the top
 
-        try:
-            jmespath.compile(value)
-        except JMESPathError as exc:
-            raise ValueError(f"invalid JMESPath {value!r}: {exc}") from None
-        return value
+        return _jmespath(value)
 
     @model_validator(mode="after")
     def _one_place(self) -> ApproveSpec:

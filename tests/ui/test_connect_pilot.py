@@ -5,13 +5,12 @@ Discogs username; a denial fails it with the server's words."""
 
 from __future__ import annotations
 
-import asyncio
-import html
 import re
 from collections.abc import Iterator
 
 import pytest
 from pilot_support import settle
+from test_device_flow_pilot import screen_text, wait_for
 
 from opsconsole.config import bundled_runbooks_dir
 from opsconsole.run import StepStatus
@@ -36,20 +35,6 @@ def discogs(request: pytest.FixtureRequest) -> Iterator[Sandbox]:
     with Sandbox(faults, services=["discogs-collection"]) as running:
         running.install_keyring()
         yield running
-
-
-async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met in time")
-        await pilot.pause(0.05)
-
-
-def screen_text(app: OpsConsoleApp) -> str:
-    svg = app.export_screenshot()
-    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
 
 
 def connect_state(sandbox: Sandbox) -> str:
