@@ -154,14 +154,20 @@ class ApproveInBrowser(Question):
     """Approve a sign-in in a browser (OAuth device flow) while the step polls.
 
     Answered with "approved" (the operator says it is done: polling goes on at its
-    interval), "restart" (a new code) or cancelled. The simulated operator answers it
-    only through a browser the sandbox lends it (:attr:`HeadlessOperator.browser`)."""
+    interval), "restart" (a new code, when ``restart``) or cancelled. Also asked by a
+    trigger with ``approve`` (a connect approved on the server's authorize page: no code).
+    The simulated operator answers it only through a browser the sandbox lends it
+    (:attr:`HeadlessOperator.browser`)."""
 
     user_code: str = ""
     verification_uri: str = ""
     verification_uri_complete: str = ""
-    #: when the code expires (wall-clock epoch seconds)
+    #: when the code expires (wall-clock epoch seconds); for an approval without a code,
+    #: when the step stops waiting
     expires_at: float = 0.0
+    #: may the operator ask for a new code ("restart")? Not when approving a connect the
+    #: server started: starting it again is a new action
+    restart: bool = True
 
     @property
     def url(self) -> str:
@@ -306,13 +312,23 @@ def simulated_reply(question: Question) -> Reply | None:
     return None
 
 
-async def _visit_in_sandbox_browser(question: Question) -> Reply:
+class Browser(Protocol):
+    """The simulated operator's browser (the sandbox's :class:`~opsconsole.sandbox.browser.
+    SandboxBrowser`): it approves a sign-in on a page, or presses a button and says where
+    the browser is sent."""
+
+    def __call__(self, url: str) -> Awaitable[str]: ...
+
+    def press(self, url: str, button: str = "approve") -> Awaitable[str]: ...
+
+
+async def _visit_in_sandbox_browser(question: Question, browser: Browser) -> Reply:
     """What a person would paste: open the page, press the button, copy the address bar."""
-    from .sandbox.browser import BrowserError, press
+    from .sandbox.browser import BrowserError
 
     assert question.visit is not None
     try:
-        where = await press(question.visit, question.visit_button)
+        where = await browser.press(question.visit, question.visit_button)
     except BrowserError as exc:
         raise NoAnswer(f"the sandbox's simulated operator could not use the page: {exc}") from None
     except OSError as exc:
@@ -333,9 +349,10 @@ class HeadlessOperator:
     #: where events go (the CLI prints notes to stderr); None drops them
     sink: Callable[[Step, Event], None] | None = None
     used: set[str] = field(default_factory=set)
-    #: the simulated operator's browser (the sandbox's): opens a URL and approves the
-    #: sign-in there; returns what it did ("approved", "denied"). None: it has none.
-    browser: Callable[[str], Awaitable[str]] | None = None
+    #: the simulated operator's browser (the sandbox's, :class:`Browser`): approves a
+    #: sign-in on a page ("approved", "refused on the page"), presses a button for a
+    #: question with ``visit``. None: it has none.
+    browser: Browser | None = None
 
     async def ask(self, step: Step, question: Question) -> Reply:
         for key in (f"{step.id}.{question.key}", step.id):
@@ -359,7 +376,7 @@ class HeadlessOperator:
         if self.simulate and question.visit and question.simulate:
             if self.browser is None:  # only a sandbox lends the simulated operator a browser
                 raise NoAnswer(question.unattended_reason)
-            where = await _visit_in_sandbox_browser(question)
+            where = await _visit_in_sandbox_browser(question, self.browser)
             if isinstance(question, EnterText):
                 return where
         if self.simulate:

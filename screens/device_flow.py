@@ -22,7 +22,7 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Button, Static
 
-from opsconsole.operator import ApproveInBrowser, Countdown, Event, Progress, Reply
+from opsconsole.operator import ApproveInBrowser, Countdown, Event, Progress, Reply, StateChange
 
 from .dialogs import Dialog, SafeText
 from .terminal_io import browser_refusal, open_browser, osc52, qr_lines
@@ -30,7 +30,7 @@ from .terminal_io import browser_refusal, open_browser, osc52, qr_lines
 if TYPE_CHECKING:
     from opsconsole.model import Step
 
-__all__ = ["DeviceFlowDialog", "expires_text"]
+__all__ = ["ConnectDialog", "DeviceFlowDialog", "expires_text"]
 
 #: rows the dialog needs besides the QR code (frame, texts, buttons)
 _CHROME_ROWS = 16
@@ -55,6 +55,7 @@ class DeviceFlowDialog(Dialog[Reply | None]):
     """Sign in on another device while the step polls."""
 
     TITLE_TEXT = "Sign in with a browser"
+    QR_NOTE = "Or scan this QR code with a phone (the same URL, code included)."
     DEFAULT_CSS = """
     DeviceFlowDialog > #dialog {
         width: 80;
@@ -129,7 +130,8 @@ class DeviceFlowDialog(Dialog[Reply | None]):
         yield Button("c Copy URL", id="copy", compact=True)
         yield Button("o Browser", id="open", compact=True,
                      disabled=browser_refusal(self.environ) is not None)
-        yield Button("r New code", id="restart", compact=True)
+        if self.question.restart:
+            yield Button("r New code", id="restart", compact=True)
         yield Button("⏎ Approved", id="approved", variant="success", compact=True)
         yield Button("esc Cancel", id="cancel", compact=True)
 
@@ -157,7 +159,7 @@ class DeviceFlowDialog(Dialog[Reply | None]):
         self.query_one("#device-qr").display = fits
         note = self.query_one("#device-qr-note", SafeText)
         if fits:
-            note.update("Or scan this QR code with a phone (the same URL, code included).")
+            note.update(self.QR_NOTE)
         else:
             note.update(
                 f"(No room for a QR code: it needs a {len(self.qr[0]) + 8}x"
@@ -176,7 +178,9 @@ class DeviceFlowDialog(Dialog[Reply | None]):
         return " · ".join(parts)
 
     def _tick(self) -> None:
-        self.query_one("#device-state", SafeText).update(self._state_text())
+        # events may be forwarded before the dialog is composed (a new code's dialog)
+        for state in self.query("#device-state").results(SafeText):
+            state.update(self._state_text())
 
     def step_events(self, events: list[Event]) -> None:
         """The step's events, forwarded by the walkthrough while this dialog is open."""
@@ -222,8 +226,14 @@ class DeviceFlowDialog(Dialog[Reply | None]):
             f"No browser opened: {problem}. Open the URL yourself."
         )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restart" and not self.question.restart:
+            return False  # a connect the server started: starting again is a new action
+        return True
+
     def action_restart(self) -> None:
-        self.dismiss(Reply("restart", "a new code, asked for in the console"))
+        if self.question.restart:
+            self.dismiss(Reply("restart", "a new code, asked for in the console"))
 
     def action_approved(self) -> None:
         self.dismiss(Reply("approved", "approved in the browser (the operator says)"))
@@ -236,3 +246,29 @@ class DeviceFlowDialog(Dialog[Reply | None]):
         action = actions.get(event.button.id or "")
         if action is not None:
             action()
+
+
+class ConnectDialog(DeviceFlowDialog):
+    """Approve a connect the server started (``ops trigger`` with ``approve``): the same
+    URL, copy, QR and browser as a sign-in, no code and no new code; the state the step
+    reads back from the server, and how long it goes on waiting."""
+
+    TITLE_TEXT = "Approve in a browser"
+    QR_NOTE = "Or scan this QR code with a phone (the same URL)."
+    #: the last state the step read back from the server
+    server_state: str | None = None
+
+    def _state_text(self) -> str:
+        left = self.question.expires_at - self.clock()
+        parts = [
+            "stopped waiting" if left <= 0 else f"waiting up to {_duration(left)} more",
+            f"server says: {self.server_state}" if self.server_state else
+            "waiting for the server's state",
+        ]
+        return " · ".join(parts)
+
+    def step_events(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, StateChange):
+                self.server_state = event.state
+        self._tick()

@@ -100,6 +100,12 @@ class StepView:
             return PlanDialog(step, question, session.environment.name)
         if isinstance(question, Choose):
             return ChoiceDialog(step, question)
+        from opsconsole.operator import ApproveInBrowser
+
+        if isinstance(question, ApproveInBrowser):  # a trigger's approve: a connect
+            from .device_flow import ConnectDialog
+
+            return ConnectDialog(step, question)
         raise TypeError(f"no dialog for {type(question).__name__}")
 
 

@@ -1,26 +1,40 @@
-"""The sandbox's stand-in for a person's browser: open a sandbox approval page, press a button.
+"""The sandbox's stand-in for a person's browser: open a sandbox page, press a button.
 
-Used only by the simulated operator (``check --sandbox``) to answer a question whose
-answer a person gets from a browser (the URL an OAuth authorization redirected to).
-It visits loopback addresses only, never follows a redirect off loopback, and reads
-at most 64 KiB of a page: it is a rehearsal aid, not a web client.
+One browser for every flow the simulated operator (``check --sandbox``) rehearses:
+
+- approve a sign-in (device flow, browser-approval connect): open the page, press
+  its approve button, follow the redirects as a browser would, and say whether the
+  page approved (:meth:`SandboxBrowser.__call__`);
+- press a button and report where the browser is sent without going there (OAuth
+  callback: the redirect points at a port a person's browser often cannot reach,
+  which is why the address bar is pasted) (:meth:`SandboxBrowser.press`).
+
+It opens only pages this sandbox serves (its own origins, ``http://127.0.0.1:<port>``
+of its own servers): the simulated operator never approves anything outside the
+sandbox, not even another loopback service. It follows at most five redirects, only
+within those origins, and reads at most 64 KiB of a page: a rehearsal aid, not a web
+client.
 """
 
 from __future__ import annotations
 
-import ipaddress
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
-__all__ = ["BrowserError", "press"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = ["BrowserError", "SandboxBrowser"]
 
 _PAGE_BYTES = 64 * 1024
 _HOPS = 5
 
 
 class BrowserError(Exception):
-    """The page could not be used as a person would (no such button, not loopback...)."""
+    """The page could not be used as a person would (no such button, not the sandbox's...)."""
 
 
 @dataclass
@@ -70,45 +84,99 @@ class _Forms(HTMLParser):
             self._button = None
 
 
-def _loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
     try:
-        return ipaddress.ip_address(host).is_loopback
+        port = parts.port
     except ValueError:
-        return False
+        return ""
+    return f"{parts.scheme}://{parts.hostname}:{port}" if parts.hostname and port else ""
 
 
-async def press(url: str, button: str = "approve", *, timeout: float = 10.0) -> str:
-    """Open ``url``, press the submit button whose value or label is ``button``, and return
-    where the browser is sent (the redirect's Location, not visited: a callback port is
-    often unreachable, which is the point of pasting it). Raises :class:`BrowserError`."""
-    import httpx
+class SandboxBrowser:
+    """The simulated operator's browser, limited to the pages of one sandbox.
 
-    if not _loopback(url):
-        raise BrowserError(f"the sandbox's browser only opens loopback pages, not {url!r}")
-    try:
-        return await _press(url, button, timeout)
-    except httpx.HTTPError as exc:
-        raise BrowserError(f"{type(exc).__name__} on {url!r}") from None
+    ``origins`` gives the sandbox's own origins (``http://127.0.0.1:<port>``) at the time
+    of a visit: services started, stopped or resumed later are seen as they are then."""
 
+    def __init__(self, origins: Callable[[], Collection[str]], *, timeout: float = 10.0) -> None:
+        self._origins = origins
+        self.timeout = timeout
 
-async def _press(url: str, button: str, timeout: float) -> str:
-    import httpx
+    def owns(self, url: str) -> bool:
+        """Is ``url`` a page of this sandbox?"""
+        origin = _origin(url)
+        return bool(origin) and origin in {o.rstrip("/") for o in self._origins()}
 
-    async with httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=timeout) as web:
+    async def __call__(self, url: str) -> str:
+        """Open ``url``, approve there and follow the browser to where it is sent.
+
+        Returns what happened in plain words: "approved", "refused on the page",
+        "not approved: the page answered 403", "not opened (not a page of this sandbox)".
+        """
+        import httpx
+
+        if not self.owns(url):
+            return "not opened (not a page of this sandbox)"
+        try:
+            async with self._client() as web:
+                reply = await self._submit(web, url, "approve")
+                for _ in range(_HOPS):
+                    location = reply.headers.get("location")
+                    if not (reply.is_redirect and location):
+                        break
+                    target = urljoin(str(reply.url), location)
+                    if not self.owns(target):
+                        return "approved"  # sent on, out of the sandbox: nothing more to see
+                    reply = await web.get(target)
+        except BrowserError as exc:
+            return f"not approved: {exc}"
+        except httpx.HTTPError as exc:
+            return f"not approved: {type(exc).__name__}"
+        if reply.status_code >= 400:
+            return f"not approved: the page answered {reply.status_code}"
+        if "denied" in reply.text[:_PAGE_BYTES].lower():
+            return "refused on the page"
+        return "approved"
+
+    async def press(self, url: str, button: str = "approve") -> str:
+        """Open ``url``, press the submit button whose value or label is ``button``, and return
+        where the browser is sent (the redirect's Location, not visited: a callback port is
+        often unreachable, which is the point of pasting it). Raises :class:`BrowserError`."""
+        import httpx
+
+        if not self.owns(url):
+            raise BrowserError(f"the sandbox's browser only opens the sandbox's pages, not {url!r}")
+        try:
+            async with self._client() as web:
+                answer = await self._submit(web, url, button)
+        except httpx.HTTPError as exc:
+            raise BrowserError(f"{type(exc).__name__} on {url!r}") from None
+        location = answer.headers.get("location")
+        if answer.is_redirect and location:
+            return urljoin(str(answer.url), location)
+        return str(answer.url)
+
+    def _client(self) -> httpx.AsyncClient:
+        import httpx
+
+        return httpx.AsyncClient(trust_env=False, follow_redirects=False, timeout=self.timeout)
+
+    async def _submit(self, web: httpx.AsyncClient, url: str, button: str) -> httpx.Response:
+        """Open the page (following redirects within the sandbox), press ``button``; the
+        answer to the press, not followed."""
         page_url = url
         for _ in range(_HOPS):
             reply = await web.get(page_url)
-            if reply.is_redirect and _loopback(urljoin(page_url, reply.headers["location"])):
-                page_url = urljoin(page_url, reply.headers["location"])
+            location = reply.headers.get("location")
+            if reply.is_redirect and location and self.owns(urljoin(page_url, location)):
+                page_url = urljoin(page_url, location)
                 continue
             break
         else:
             raise BrowserError(f"{url!r} redirects more than {_HOPS} times")
         if reply.status_code != 200:
-            raise BrowserError(f"the page {page_url!r} answered {reply.status_code}")
+            raise BrowserError(f"the page answered {reply.status_code}")
         parser = _Forms()
         parser.feed(reply.text[:_PAGE_BYTES])
         wanted = button.lower()
@@ -119,14 +187,9 @@ async def _press(url: str, button: str, timeout: float) -> str:
                     if name:
                         data[name] = value
                     target = urljoin(page_url, form.action or page_url)
-                    if not _loopback(target):
-                        raise BrowserError(f"the form posts off loopback, to {target!r}")
+                    if not self.owns(target):
+                        raise BrowserError(f"the form posts outside the sandbox, to {target!r}")
                     if form.method == "post":
-                        answer = await web.post(target, data=data)
-                    else:
-                        answer = await web.get(target, params=data)
-                    location = answer.headers.get("location")
-                    if answer.is_redirect and location:
-                        return urljoin(target, location)
-                    return str(answer.url)
-        raise BrowserError(f"no {button!r} button on {page_url!r}")
+                        return await web.post(target, data=data)
+                    return await web.get(target, params=data)
+        raise BrowserError(f"no {button!r} button on the page")

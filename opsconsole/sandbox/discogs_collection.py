@@ -19,10 +19,10 @@ Internal routes take the page's internal token (``X-Internal-Token``) and
 real Worker does. ``GET /api/auth/discogs/status`` is the sandbox's window on
 what the account page shows (connected, usernames, the connect state).
 
-The authorize page is answered by the sandbox's simulated operator
-(:attr:`DiscogsCollection.approval_seconds` after the connect; first decision
-wins, so a person who clicks first decides), approving unless
-``discogs-connect-denied`` is on. Discogs itself is not here.
+Nobody answers the authorize page by itself: a person approves there (or the
+sandbox's browser does, for the simulated operator of ``check --sandbox``).
+With ``discogs-connect-denied`` on, Discogs refuses access whatever is pressed.
+Discogs itself is not here.
 """
 
 from __future__ import annotations
@@ -162,13 +162,11 @@ def create_discogs_app(
     *,
     internal_token: str,
     job_seconds: float = 0.4,
-    approval_seconds: float | None = 1.0,
 ) -> Starlette:
     """The Worker's Discogs routes and the stand-in authorize page.
 
     A sync takes ``job_seconds`` (the seed's ~30 s, shortened), enrichment five times
-    that; the simulated operator decides a pending connect after ``approval_seconds``
-    (None: nobody does, the page waits for a person or the sandbox browser's press)."""
+    that. A pending connect waits for a decision on the authorize page."""
     tasks: set[asyncio.Task[None]] = set()
 
     def spawn(work: Coroutine[Any, Any, None]) -> None:
@@ -346,13 +344,6 @@ def create_discogs_app(
         }
         return dict(account.enrichment), True
 
-    async def simulated_operator(account: _Account, token: str, delay: float) -> None:
-        # answers the authorize page, and its browser follows the redirect to the callback
-        await asyncio.sleep(delay)
-        verifier = decide(account, token, approve="discogs-connect-denied" not in faults)
-        if verifier is not None:
-            complete(account, token, verifier)
-
     def complete(account: _Account, token: str, verifier: str) -> bool:
         """The callback's work: exchange the verified request token, then sync."""
         with store.lock:
@@ -374,7 +365,7 @@ def create_discogs_app(
         with store.lock:
             if account.request_token != token or account.connect_state != "pending":
                 return account.verifier if account.request_token == token else None
-            if not approve:
+            if not approve or "discogs-connect-denied" in faults:
                 account.connect_state = "denied"
                 return None
             account.verifier = secrets.token_urlsafe(12)
@@ -403,8 +394,6 @@ def create_discogs_app(
             account.request_token, account.verifier = token, None
             account.connect_state = "pending"
         authorize_url = f"{request.base_url}oauth/authorize?{urlencode({'oauth_token': token})}"
-        if approval_seconds is not None:
-            spawn(simulated_operator(account, token, approval_seconds))
         # a redirect to the authorize page, with its address as JSON for a client that
         # does not follow redirects (the console shows it)
         return JSONResponse(
@@ -590,12 +579,11 @@ class DiscogsCollection(SandboxService):
             f"enrichment stops at {STALL_AT} of 1,497 and stays running",
         ),
         Fault("discogs-slow-stats", "discogs-stats answers after 4 s (the page polls every 3 s)"),
-        Fault("discogs-connect-denied", "the operator denies access on the Discogs authorize page"),
+        Fault(
+            "discogs-connect-denied",
+            "Discogs denies access on its authorize page (whatever the operator presses)",
+        ),
     )
-    #: how long the simulated operator takes to answer the authorize page; None leaves it
-    #: to a person or to the sandbox browser (``sandbox/browser.press`` finds its buttons)
-    approval_seconds: float | None = 1.0
-
     def __init__(self) -> None:
         self.store = CollectionStore()
 
@@ -606,6 +594,5 @@ class DiscogsCollection(SandboxService):
             host.faults,
             internal_token=host.secrets["discogs_internal_token"],
             job_seconds=host.job_seconds,
-            approval_seconds=self.approval_seconds,
         )
         return {"discogs_url": host.serve("web", app), "discogs_user": SANDBOX_USER}

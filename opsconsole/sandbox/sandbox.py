@@ -18,8 +18,9 @@ from keyring.backend import KeyringBackend
 from ..faults import FaultError, FaultInfo, UnknownFault, check_fault_names
 from ..prometheus import ScrapeTarget
 from . import registry
+from .browser import SandboxBrowser
 from .keyring_backend import SandboxKeyring
-from .server import LoopbackServers
+from .server import HOST, LoopbackServers
 from .service import Fault, FaultSwitches, SandboxService, ServiceHost
 
 __all__ = ["ENVIRONMENTS", "RunbookNeeds", "Sandbox"]
@@ -86,6 +87,10 @@ class Sandbox:
         self._saved_keyring: KeyringBackend | None = None
         # set_fault (from the console's worker thread) and stop may race.
         self._lock = threading.RLock()
+        #: the simulated operator's browser: opens only this sandbox's own pages, approves
+        #: a sign-in there (``await simulated_browser(url)``: "approved", "refused on the
+        #: page", ...) or presses a button and reports the redirect (``.press(url, button)``)
+        self.simulated_browser = SandboxBrowser(self._own_origins)
 
     @classmethod
     def for_runbooks(
@@ -171,33 +176,12 @@ class Sandbox:
 
     # -- the simulated operator's browser ---------------------------------------------
 
-    async def simulated_browser(self, url: str) -> str:
-        """Open ``url`` and approve the sign-in there, as a person would in a browser.
-
-        Only pages this sandbox serves (the broker's approval page, the device
-        authorization server's verification page): the simulated operator never
-        approves anything outside the sandbox. The page's form posts back to itself
-        with ``decision=approve``. Returns what the page said ("approved", "refused: …").
-        """
-        import httpx
-
-        served = {
-            value.rstrip("/")
-            for value in self.variables.values()
-            if value.startswith("http://127.0.0.1:")
-        }
-        target = httpx.URL(url)
-        base = f"{target.scheme}://{target.host}:{target.port}"
-        if base not in served:
-            return "not opened (not a page of this sandbox)"
-        async with httpx.AsyncClient(timeout=5.0, trust_env=False) as client:
-            page = await client.get(url)
-            if page.status_code != 200:
-                return f"not approved: the page answered {page.status_code}"
-            clicked = await client.post(url, data={"decision": "approve"})
-        if clicked.status_code != 200:
-            return f"not approved: the page answered {clicked.status_code}"
-        return "approved" if "Approved" in clicked.text else "refused on the page"
+    def _own_origins(self) -> frozenset[str]:
+        """``http://127.0.0.1:<port>`` of every server this sandbox runs (none when stopped)."""
+        servers = self._servers
+        if servers is None:
+            return frozenset()
+        return frozenset(f"http://{HOST}:{port}" for port in servers.ports())
 
     # -- lifecycle ---------------------------------------------------------------------
 

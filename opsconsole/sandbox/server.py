@@ -151,6 +151,11 @@ class LoopbackServers:
     def port(self, name: str) -> int:
         return self._served[name].port
 
+    def ports(self) -> frozenset[int]:
+        """The ports of every app served (stopped ones keep theirs)."""
+        with self._lock:
+            return frozenset(entry.port for entry in self._served.values())
+
     def is_serving(self, name: str) -> bool:
         entry = self._served.get(name)
         return entry is not None and entry.server is not None

@@ -28,7 +28,7 @@ from collections import ChainMap
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..analysis import AnalysisPolicy, AnalysisRun, Measurement, Phase, run_analysis
 from ..artifacts import (
@@ -45,6 +45,7 @@ from ..model import Duration, StrList
 from ..operator import Choice, Choose, Progress, StateChange, StepCancelled
 from ..run import Assertion, StepStatus
 from . import register
+from .approval import ApproveSpec, approval_url, ask_to_approve, follow_while_asking
 from .base import Outcome, Produces, StepContext, StepSpec, StepType
 from .http import (
     HttpExpect,
@@ -158,6 +159,15 @@ class TriggerSpec(HttpSpec):
     idempotency_key: str | None = None
     #: read the result (of the response, or of the last read-back when following)
     result: ResultSpec | None = None
+    #: the response names a URL a person must approve in a browser (a connect whose OAuth
+    #: dance the server owns): shown while following, see :mod:`.approval`
+    approve: ApproveSpec | None = None
+
+    @model_validator(mode="after")
+    def _approve_needs_follow(self) -> TriggerSpec:
+        if self.approve is not None and self.follow is None:
+            raise ValueError("approve needs follow: the server's state says when it is approved")
+        return self
 
     @field_validator("idempotency_key")
     @classmethod
@@ -197,6 +207,8 @@ class TriggerStep(StepType[TriggerSpec]):
             text += f" ({spec.idempotency_key}: a fresh key)"
         if spec.follow is not None:
             text += f", then follow {render(spec.follow.url, 'url')}"
+        if spec.approve is not None:
+            text += f" while you approve in a browser (the URL at {spec.approve.where})"
         return text
 
     async def run(self, ctx: StepContext[TriggerSpec]) -> Outcome:
@@ -235,6 +247,14 @@ class TriggerStep(StepType[TriggerSpec]):
         follow = spec.follow
         if follow is None:
             return _synchronous(ctx, spec, request, response, assertions, captures, secrets)
+        approve_at = approval_url(spec.approve, response) if spec.approve else None
+        if spec.approve is not None and approve_at is None:
+            assertions.append(Assertion(
+                name="approve", ok=False,
+                detail=f"the response has no URL to approve at {spec.approve.where}",
+            ))
+            return Outcome.judged(assertions, "", artifacts=[request, response],
+                                  captures=captures, secret_captures=secrets)
         states: list[str] = []
         initial = search_json(follow.state, response.document) if response.is_json else None
         if isinstance(initial, str):
@@ -304,7 +324,12 @@ class TriggerStep(StepType[TriggerSpec]):
             consecutive_error_limit=FOLLOW_ERROR_LIMIT,
             deadline=follow.deadline,
         )
-        run = await run_analysis(poll, policy, clock=ctx.clock, on_measurement=measured)
+        following = run_analysis(poll, policy, clock=ctx.clock, on_measurement=measured)
+        if spec.approve is not None and approve_at is not None:
+            asking = ask_to_approve(ctx, spec.approve, approve_at, follow.deadline)
+            run = await follow_while_asking(following, asking)
+        else:
+            run = await following
         history.phase, history.message = run.phase.value, run.message
         if progress is not None:
             progress.artifact.finished = run.phase is Phase.SUCCESSFUL
@@ -338,6 +363,10 @@ class TriggerStep(StepType[TriggerSpec]):
                         evaluate_http(final_expect, last, secret_phrases=final_labels)
                     )
             summary = f"job {final} in {elapsed / 1000:.1f}s ({path})"
+            if spec.approve is not None and spec.approve.account:
+                who = search_json(spec.approve.account, last.document)
+                if who not in (None, ""):
+                    summary = f"approved for {_text(who)}; {summary}"
             breakdown = search_json(follow.result, last.document) if follow.result else None
             if breakdown is not None:
                 summary += f"; result: {_text(breakdown)}"

@@ -68,7 +68,6 @@ def site(*faults: str, job_seconds: float = 0.3) -> Iterator[Site]:
     store, token = CollectionStore(), secrets.token_urlsafe(16)
     app = create_discogs_app(
         store, FaultSwitches(faults), internal_token=token, job_seconds=job_seconds,
-        approval_seconds=None,
     )
     with LoopbackServers() as servers:
         port = servers.serve("web", app)
@@ -136,20 +135,23 @@ def test_a_forged_verifier_is_refused() -> None:
         assert web.http.get("/api/auth/discogs/status", params=USER).json()["connected"] is False
 
 
-@pytest.mark.parametrize(("fault", "state"), [(None, "connected"),
-                                             ("discogs-connect-denied", "denied")])
-def test_the_sandboxs_simulated_operator_answers_the_authorize_page(
-    fault: str | None, state: str
+@pytest.mark.parametrize(("fault", "state", "said"), [
+    (None, "connected", "approved"),
+    ("discogs-connect-denied", "denied", "not approved: the page answered 403"),
+])
+def test_the_sandbox_waits_for_a_person_then_discogs_decides(
+    fault: str | None, state: str, said: str
 ) -> None:
+    """Nobody answers the authorize page by itself; pressing approve in the sandbox's
+    browser connects, unless Discogs denies access (the fault)."""
     with Sandbox([fault] if fault else [], services=["discogs-collection"]) as running:
         base = running.variables["discogs_url"]
         with httpx.Client(base_url=base, timeout=10) as http:
-            assert http.get("/api/auth/discogs/connect", params=USER).status_code == 302
-            while (now := http.get("/api/auth/discogs/status", params=USER).json())[
-                "state"
-            ] == "pending":
-                time.sleep(0.05)
-            assert now["state"] == state
+            start = http.get("/api/auth/discogs/connect", params=USER)
+            assert start.status_code == 302
+            assert http.get("/api/auth/discogs/status", params=USER).json()["state"] == "pending"
+            assert asyncio.run(running.simulated_browser(start.headers["location"])) == said
+            assert http.get("/api/auth/discogs/status", params=USER).json()["state"] == state
 
 
 def test_disconnect_needs_the_token_and_forgets_everything() -> None:
@@ -272,11 +274,12 @@ def test_stats_before_any_sync_is_404() -> None:
 @pytest.mark.parametrize(("button", "state"), [("approve", "connected"), ("deny", "denied")])
 def test_the_sandbox_browser_can_answer_the_authorize_page(button: str, state: str) -> None:
     """The page works with the simulated operator's browser (questions with ``visit``)."""
-    from opsconsole.sandbox.browser import press
+    from opsconsole.sandbox.browser import SandboxBrowser
 
     with site() as web:
+        browser = SandboxBrowser(lambda: {str(web.http.base_url).rstrip("/")})
         start = web.http.get("/api/auth/discogs/connect", params=USER)
-        sent_to = asyncio.run(press(start.headers["location"], button))
+        sent_to = asyncio.run(browser.press(start.headers["location"], button))
         assert urlsplit(sent_to).path == "/api/auth/discogs/callback"
         web.http.get(sent_to)
         assert web.http.get("/api/auth/discogs/status", params=USER).json()["state"] == state
