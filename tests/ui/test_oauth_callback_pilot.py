@@ -33,12 +33,10 @@ STEP = "hdm-oauth-recover"
 SIZE = (80, 24)
 
 
-async def approve_in_browser(url: str) -> str:
+async def approve_in_browser(sandbox: Sandbox, url: str) -> str:
     """The operator's browser: open the authorization URL, press Approve, and read the
     address bar it is sent to. The one place this test uses the sandbox's browser."""
-    from opsconsole.sandbox.browser import press
-
-    return await press(url, "approve")
+    return await sandbox.simulated_browser.press(url, "approve")
 
 
 async def wait_for(pilot, condition, timeout: float = 60.0) -> None:
@@ -130,7 +128,7 @@ async def test_paste_the_redirect_and_see_authorized_verified(
         url = shown_authorization(app, hdm_sandbox)
         port = hdm_sandbox.variables["hdm_callback_port"]
         assert says(app, f"Tunnel (on your machine): ssh -N -L {port}:127.0.0.1:{port} ")
-        where = await approve_in_browser(url)
+        where = await approve_in_browser(hdm_sandbox, url)
         assert where.startswith(f"http://127.0.0.1:{port}/callback?code=")
         await paste(pilot, where)
         session = screen.session
@@ -150,7 +148,7 @@ async def test_a_paste_from_another_authorization_is_refused_and_the_step_waits(
     app = app_for(hdm_sandbox, make_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen, first = await open_paste_dialog(pilot)
-        where = await approve_in_browser(shown_authorization(app, hdm_sandbox))
+        where = await approve_in_browser(hdm_sandbox, shown_authorization(app, hdm_sandbox))
         other = re.sub(r"state=[^&]+", "state=" + random.token_urlsafe(24), where)
         await paste(pilot, other)
         await wait_for(pilot, lambda: isinstance(app.screen, InputDialog)
@@ -182,7 +180,7 @@ async def test_a_16_kb_paste_authorizes_and_leaves_no_secret_on_screen_or_on_dis
     app = app_for(hdm_sandbox, make_settings)
     async with app.run_test(size=SIZE) as pilot:
         screen, _ = await open_paste_dialog(pilot)
-        where = await approve_in_browser(shown_authorization(app, hdm_sandbox))
+        where = await approve_in_browser(hdm_sandbox, shown_authorization(app, hdm_sandbox))
         bulk = random.token_urlsafe(12_300)  # an identity provider's long session value
         pasted = f"{where}&session_state={bulk}"
         assert len(pasted.encode()) > 16 * 1024
