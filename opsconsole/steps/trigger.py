@@ -468,7 +468,9 @@ class ProgressTracker:
         else:
             self._still += 1
         limit = self.spec.stalled_after
-        if limit is not None and self._still >= limit and not self.stalled:
+        # every item done but the job not finished yet (finalising): the deadline decides
+        finishing = total is not None and done >= total
+        if limit is not None and self._still >= limit and not self.stalled and not finishing:
             of = f" of {total:,}" if total else ""
             polls = "poll" if limit == 1 else "polls"
             self.stalled = (

@@ -87,3 +87,8 @@ def test_the_rate_uses_the_injected_clock() -> None:
 def test_stalled_after_must_be_at_least_one() -> None:
     with pytest.raises(ValueError, match="greater than or equal to 1"):
         ProgressSpec(done="processed", stalled_after=0)
+
+
+def test_a_job_with_everything_done_is_finishing_not_stalled() -> None:
+    progress, clock, _ = tracker(2)
+    assert feed(progress, clock, [1000, 1497, 1497, 1497, 1497]) == [""] * 5
