@@ -1,6 +1,6 @@
 """Bytes the terminal receives per key: what an operator pays for each key over SSH.
 
-    python benchmarks/terminal_bytes.py [--ssh] [--both] [--no-color]
+    python benchmarks/terminal_bytes.py [--ssh] [--both] [--no-color] [--dashboard]
 
 Runs the real ``opsconsole demo`` in a pseudo-terminal (80x24, TERM=xterm-256color), opens
 the V2 control-plane runbook and counts the bytes written to the terminal after each key
@@ -11,6 +11,9 @@ until the screen is quiet again:
 - help: F1 to open, F1 to close;
 - the whole V2 walk in a fresh run: enter on every step (gates answered Go, manual checks
   Checked), the three plain shell blocks skipped with a reason.
+
+- the dashboard (``d`` on Home, the sandbox's watched checks): bytes per second written
+  while it sits idle between two refresh rounds (target: near 0), and bytes per round.
 
 With ``--ssh`` the console runs behind a real ``ssh`` login to a private ``sshd`` on
 127.0.0.1 (its own config, host key and user key in a temp dir; never the machine's
@@ -409,6 +412,65 @@ def walk_trial(ssh: list[str] | None, no_color: bool) -> dict[str, object]:
     }
 
 
+#: the dashboard's status line while a round runs, and once it has finished
+ROUND_START, ROUND_END = b"checking", b"re-checked every"
+
+
+def dashboard_trial(ssh: list[str] | None, no_color: bool, rounds: int = 3) -> dict[str, object]:
+    """Open the dashboard from Home; then, for ``rounds`` refresh rounds after the first,
+    the bytes of each round (from "checking…" until the screen is quiet after the result)
+    and the bytes written in between (the screen idle, waiting for the next round)."""
+    home = Path(tempfile.mkdtemp(prefix="opsconsole-bytes-"))
+    terminal = start(home, ssh, no_color)
+    per_round: list[int] = []
+    idle_bytes = 0
+    idle_seconds = 0.0
+    try:
+        terminal.wait_for(b"V2 control plane")
+        terminal.settle(1.0)
+        mark = len(terminal.seen)
+        terminal.key(b"d", quiet=0.05)
+        terminal.wait_for(ROUND_END, since=mark, timeout=120)  # the first round's result
+        terminal.settle(1.0)
+        for _ in range(rounds):
+            # idle: every write before the one that says "checking" (the next round's first)
+            mark, quiet_from = len(terminal.seen), time.monotonic()
+            before = mark
+            while ROUND_START not in ANSI.sub(b"", bytes(terminal.seen[mark:])):
+                before = len(terminal.seen)
+                terminal.read(0.05)
+                if time.monotonic() - quiet_from > 300:
+                    raise SystemExit("the dashboard never started another round")
+            idle_bytes += before - mark
+            idle_seconds += time.monotonic() - quiet_from
+            terminal.wait_for(ROUND_END, since=before, timeout=120)
+            per_round.append(len(terminal.seen) - before + terminal.settle())
+    finally:
+        terminal.close()
+        shutil.rmtree(home, ignore_errors=True)
+    return {
+        "rounds": per_round,
+        "idle_bytes": idle_bytes,
+        "idle_seconds": idle_seconds,
+    }
+
+
+def report_dashboard(label: str, dashboard: dict[str, object]) -> None:
+    rounds = dashboard["rounds"]
+    assert isinstance(rounds, list)
+    idle = int(dashboard["idle_bytes"])  # type: ignore[call-overload]
+    seconds = float(dashboard["idle_seconds"])  # type: ignore[arg-type]
+    print(f"{label}")
+    print(
+        f"  dashboard idle:        {idle:,} B in {seconds:.1f} s between rounds"
+        f" = {idle / max(seconds, 1e-9):,.1f} B/s  (target: near 0)"
+    )
+    print(
+        f"  dashboard round:       median {statistics.median(rounds):,} B"
+        f"  max {max(rounds):,} B   {rounds}"
+    )
+
+
 def report(
     label: str, keys: dict[str, object], walk: dict[str, object] | None, wire: int | None
 ) -> None:
@@ -440,8 +502,17 @@ def main() -> None:
     parser.add_argument("--both", action="store_true", help="local pty, then through ssh")
     parser.add_argument("--no-color", action="store_true", help="with NO_COLOR=1")
     parser.add_argument("--no-walk", action="store_true", help="leave out the whole V2 walk")
+    parser.add_argument(
+        "--dashboard", action="store_true", help="only the idle dashboard (local pty)"
+    )
     args = parser.parse_args()
     colour = " NO_COLOR=1" if args.no_color else ""
+    if args.dashboard:
+        report_dashboard(
+            f"local pty, 80x24, TERM=xterm-256color{colour}",
+            dashboard_trial(None, args.no_color),
+        )
+        return
     if not args.ssh or args.both:
         report(
             f"local pty, 80x24, TERM=xterm-256color{colour}",

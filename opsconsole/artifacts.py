@@ -487,6 +487,8 @@ class ProgressArtifact(_Artifact):
     #: items per second since following began (None: not known yet)
     rate: float | None = None
     finished: bool = False
+    #: why the job is known to have stalled ("" while it moves)
+    stalled: str = ""
 
     def line(self, width: int = 30) -> str:
         rate = f" · {self.rate:,.1f}/s" if self.rate is not None else ""
@@ -498,10 +500,14 @@ class ProgressArtifact(_Artifact):
         return f"{bar} {self.done:,} of {self.total:,} ({share:.0%}){rate}"
 
     def blocks(self) -> list[Block]:
-        return [Block(self.label, self.line())]
+        text = self.line()
+        if self.stalled:
+            text += f"\n{self.stalled}"
+        return [Block(self.label, text)]
 
     def markdown(self) -> str:
-        return f"- {self.label}: {self.line(0).strip()}"
+        said = f" — {self.stalled}" if self.stalled else ""
+        return f"- {self.label}: {self.line(0).strip()}{said}"
 
 
 def _cell(text: str) -> str:

@@ -42,6 +42,9 @@ __all__ = ["Reading", "Watch", "Watcher", "watches"]
 
 #: how many values a watch keeps for its sparkline
 HISTORY = 40
+#: checks per set of clients: httpcore's pool scans its connections on every request
+#: (quadratic in connections), so a round of many checks uses several small pools
+CLIENT_GROUP = 5
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,28 @@ class Watcher:
         self.concurrency = concurrency
         self.timeout = timeout
         self.redactor = redactor or Redactor()
-        self.clients = clients or Clients(ClientSettings.for_environment(environment))
+        #: one set of clients per CLIENT_GROUP checks (given ``clients``: that one for all),
+        #: all sharing one TLS context
+        self._groups: list[Clients] = [clients] if clients is not None else []
+        if clients is None:
+            import httpx
+
+            settings = ClientSettings.for_environment(environment)
+            # a CA bundle path is left to each client, as the session's Clients do
+            tls = (
+                None
+                if isinstance(settings.verify, str)
+                else httpx.create_ssl_context(verify=settings.verify, trust_env=False)
+            )
+            self._groups = [
+                Clients(settings, ssl_context=tls)
+                for _ in range(max(1, -(-len(self.items) // CLIENT_GROUP)))
+            ]
+        self.clients = self._groups[0]
+        self._group_of = {
+            item.key: n // CLIENT_GROUP if clients is None else 0
+            for n, item in enumerate(self.items)
+        }
         self.secrets = SecretStore(
             environment.name, self.redactor, allowed=environment.secrets
         )
@@ -300,7 +324,7 @@ class Watcher:
             secret=secret,
             render=render,
             redactor=self.redactor,
-            clients=self.clients,
+            clients=self._groups[self._group_of[item.key]],
             clock=self.clock,
             run=_NoRun(),
             ask=ask,
@@ -314,4 +338,5 @@ class Watcher:
         )
 
     async def aclose(self) -> None:
-        await self.clients.aclose()
+        for clients in self._groups:
+            await clients.aclose()

@@ -33,8 +33,9 @@ __all__ = ["StepDetail"]
 BLOCK_LINES = 40
 #: characters of a block shown on screen
 BLOCK_CHARS = 4000
-#: artifact blocks the pane can show at once
-MAX_BLOCKS = 6
+#: artifact blocks the pane has widgets for from the start (more are added when a step
+#: has more: nothing is dropped, the pane scrolls)
+INITIAL_BLOCKS = 6
 
 _TRUNCATED = "… (cut on screen; the evidence has it)"
 #: results beside which the runbook's triage row is shown
@@ -71,14 +72,22 @@ class StepDetail(Vertical):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shown: dict[str, tuple[object, ...]] = {}
+        #: widget pairs (title, body) for artifact blocks; grows, never shrinks
+        self._blocks_shown = INITIAL_BLOCKS
 
     def compose(self) -> ComposeResult:
         yield Static(id="step-head", markup=False)
         yield Static(id="step-outcome", classes="detail-block", markup=False)
         yield Static(id="step-triage", classes="detail-block", markup=False)
-        for index in range(MAX_BLOCKS):
-            yield Static(id=f"step-block-title-{index}", classes="detail-block", markup=False)
-            yield Static(id=f"step-block-{index}", classes="detail-code", markup=False)
+        for index in range(INITIAL_BLOCKS):
+            yield from self._block_widgets(index)
+
+    @staticmethod
+    def _block_widgets(index: int) -> tuple[Static, Static]:
+        return (
+            Static(id=f"step-block-title-{index}", classes="detail-block", markup=False),
+            Static(id=f"step-block-{index}", classes="detail-code", markup=False),
+        )
 
     def _set(self, widget_id: str, content: Content | None) -> None:
         widget = self.query_one(f"#{widget_id}", Static)
@@ -103,7 +112,10 @@ class StepDetail(Vertical):
         self._set("step-outcome", self._outcome(step, result, status))
         self._set("step-triage", self._triage(session, result, status))
         blocks = self._blocks(session, step, result)
-        for index in range(MAX_BLOCKS):
+        while self._blocks_shown < len(blocks):
+            self.mount(*self._block_widgets(self._blocks_shown))
+            self._blocks_shown += 1
+        for index in range(self._blocks_shown):
             title, body = blocks[index] if index < len(blocks) else (None, None)
             self._set(f"step-block-title-{index}", title)
             self._set(f"step-block-{index}", body)
@@ -189,7 +201,7 @@ class StepDetail(Vertical):
                 continue
             for block in artifact.blocks():
                 shown.append((heading(block.title), self._body(block)))
-        return shown[:MAX_BLOCKS]
+        return shown
 
     def _body(self, block: Block) -> Content:
         text = block.text

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 import uuid
 from collections import ChainMap
 from collections.abc import Callable, Mapping
@@ -30,7 +29,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..analysis import AnalysisPolicy, AnalysisRun, Measurement, Phase, run_analysis
+from ..analysis import (
+    AnalysisPolicy,
+    AnalysisRun,
+    Clock,
+    Measurement,
+    Phase,
+    run_analysis,
+)
 from ..artifacts import (
     Artifact,
     JobResultArtifact,
@@ -63,6 +69,7 @@ __all__ = [
     "FOLLOW_ERROR_LIMIT",
     "FollowSpec",
     "ProgressSpec",
+    "ProgressTracker",
     "ResultSpec",
     "TriggerSpec",
     "TriggerStep",
@@ -93,6 +100,8 @@ class ProgressSpec(StepSpec):
     done: str
     total: str | None = None
     label: str = "Progress"
+    #: polls in a row with the same count after which the job has stalled: the step fails
+    stalled_after: int | None = Field(default=None, ge=1)
 
     @field_validator("done", "total")
     @classmethod
@@ -263,7 +272,9 @@ class TriggerStep(StepType[TriggerSpec]):
         follow_ctx = _with_captures(ctx, captures, secrets)
         last: ResponseArtifact = response
         history = MeasurementsArtifact(title="Follow", phase=Phase.RUNNING.value)
-        progress = _ProgressTracker(follow.progress, ctx) if follow.progress else None
+        progress = (
+            ProgressTracker(follow.progress, ctx.emit, ctx.clock) if follow.progress else None
+        )
 
         async def poll() -> Measurement:
             nonlocal last
@@ -294,6 +305,8 @@ class TriggerStep(StepType[TriggerSpec]):
                 why = search_json(follow.error, polled.document) if follow.error else None
                 message = _text(why) if why not in (None, "") else ""
                 return Measurement(Phase.FAILED, state_text, message)
+            if progress is not None and progress.stalled:
+                return Measurement(Phase.FAILED, state_text, progress.stalled)
             return Measurement(Phase.RUNNING, state_text)
 
         def followed() -> list[Artifact]:
@@ -380,6 +393,13 @@ class TriggerStep(StepType[TriggerSpec]):
             if failed:
                 return outcome(StepStatus.FAILED, failed[0].detail)
             return outcome(StepStatus.PASSED, summary)
+        if run.phase is Phase.FAILED and progress is not None and progress.stalled:
+            detail = (
+                f"{progress.stalled}, still {states[-1]}: the {spec.method} was accepted, but "
+                "the job is not progressing; look at what runs it before triggering it again"
+            )
+            assertions.append(Assertion(name="progress", ok=False, detail=detail))
+            return outcome(StepStatus.FAILED, detail)
         if run.phase is Phase.FAILED:
             final = states[-1]
             why = run.last.message if run.last is not None else ""
@@ -442,14 +462,23 @@ def _action_key(ctx: StepContext[TriggerSpec]) -> str:
     return str(uuid.uuid5(_KEY_NAMESPACE, f"{run_id}/{ctx.step.id}/{action}"))
 
 
-class _ProgressTracker:
-    """x of y and the rate since following began, from each read-back."""
+class ProgressTracker:
+    """x of y and the rate since following began, from each read-back; and whether the
+    count has stalled (not moved for ``spec.stalled_after`` polls in a row)."""
 
-    def __init__(self, spec: ProgressSpec, ctx: StepContext[Any]) -> None:
+    def __init__(
+        self, spec: ProgressSpec, emit: Callable[[Progress], None], clock: Clock
+    ) -> None:
         self.spec = spec
-        self.ctx = ctx
+        self.emit = emit
+        self.clock = clock
         self.artifact = ProgressArtifact(label=spec.label)
         self._first: tuple[float, int] | None = None
+        #: when the count last moved (or was first seen), and polls since with the same count
+        self._moved: tuple[float, int] | None = None
+        self._still = 0
+        #: why the job has stalled, in plain words ("" while it moves)
+        self.stalled = ""
 
     def update(self, document: Any) -> None:
         from ..expectations import search_json
@@ -458,16 +487,30 @@ class _ProgressTracker:
         total = _count(search_json(self.spec.total, document)) if self.spec.total else None
         if done is None:
             return
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._first is None:
             self._first = (now, done)
         first_at, first_done = self._first
         rate = (done - first_done) / (now - first_at) if now - first_at >= 0.5 else None
+        if self._moved is None or self._moved[1] != done:
+            self._moved, self._still = (now, done), 0
+        else:
+            self._still += 1
+        limit = self.spec.stalled_after
+        # every item done but the job not finished yet (finalising): the deadline decides
+        finishing = total is not None and done >= total
+        if limit is not None and self._still >= limit and not self.stalled and not finishing:
+            of = f" of {total:,}" if total else ""
+            polls = "poll" if limit == 1 else "polls"
+            self.stalled = (
+                f"{self.spec.label} stalled at {done:,}{of} for {self._still} {polls} "
+                f"({now - self._moved[0]:.0f} s)"
+            )
         self.artifact = self.artifact.model_copy(
-            update={"done": done, "total": total, "rate": rate}
+            update={"done": done, "total": total, "rate": rate, "stalled": self.stalled}
         )
         label = self.spec.label + (f" · {rate:,.1f}/s" if rate is not None else "")
-        self.ctx.emit(
+        self.emit(
             Progress(
                 label=label,
                 done=done,

@@ -42,6 +42,11 @@ FAULT_FAILS: dict[tuple[str, str], tuple[str, list[str]]] = {
     ),
     ("discogs", "discogs-sync-failed"): ("discogs-sync", ["job failed: Failed to sync collection"]),
     ("discogs", "discogs-slow-stats"): ("discogs-stats", ["(budget 3000 ms)"]),
+    # a stalled enrichment fails (it is known not to progress), not unknown after 30 minutes
+    ("discogs", "discogs-enrich-stalls"): (
+        "discogs-enrich",
+        ["Enrichment stalled at ", " of 1,497 for 10 polls", "the POST was accepted"],
+    ),
     ("discogs", "discogs-connect-denied"): (
         "discogs-connect",
         ["job denied: Access was denied on the Discogs authorize page"],
@@ -49,13 +54,13 @@ FAULT_FAILS: dict[tuple[str, str], tuple[str, list[str]]] = {
 }
 
 
-def check(runbook: str, *args: str) -> tuple[int, dict[str, Any]]:
+def check(runbook: str, *args: str, timeout: float = 300) -> tuple[int, dict[str, Any]]:
     path = BOT if runbook == "bot" else DISCOGS
     done = subprocess.run(
         [sys.executable, "-m", "opsconsole.cli", "check", str(path), "--sandbox", "--json", *args],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
@@ -112,6 +117,31 @@ def test_each_fault_fails_its_step_with_value_and_threshold(runbook: str, fault:
     assert next(iter(failed)) == step, failed
     for word in words:
         assert word in failed[step], (word, failed[step])
+
+
+def test_a_stalled_enrichment_fails_in_seconds_with_where_it_stopped() -> None:
+    """Without the stall rule the step follows to its 30-minute deadline (the bound below
+    is a hang guard, not a measurement); with it, eleven polls and the progress says why."""
+    from opsconsole.sandbox.discogs_collection import STALL_AT
+
+    code, report = check("discogs", "--fault", "discogs-enrich-stalls", timeout=240)
+    assert code == 1
+    step = next(step for step in report["steps"] if step["id"] == "discogs-enrich")
+    assert step["status"] == "failed", step["detail"]
+    progress = next(a for a in step["artifacts"] if a["type"] == "progress")
+    assert STALL_AT <= progress["done"] < 1497 and not progress["finished"]
+    # ten polls a second apart: at least ten seconds (more on a busy machine)
+    said = re.fullmatch(
+        rf"Enrichment stalled at {progress['done']:,} of 1,497 for 10 polls \((\d+) s\)",
+        progress["stalled"],
+    )
+    assert said is not None and int(said[1]) >= 10, progress["stalled"]
+    follow = next(a for a in step["artifacts"] if a["type"] == "measurements")
+    assert follow["phase"] == "Failed" and len(follow["rows"]) < 20
+    # the other steps are unaffected
+    assert {s["id"] for s in report["steps"] if s["status"] == "failed"} == {
+        "discogs-enrich", "discogs-collection-gate"
+    }
 
 
 # --------------------------------------------------------------------------- real Prometheus

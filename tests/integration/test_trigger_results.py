@@ -55,6 +55,8 @@ class SyncApi:
     keys: list[str] = field(default_factory=list)
     slow_first: bool = False
     polls: int = 0
+    #: the enrichment stops advancing here (None: it runs to the end)
+    stall_at: int | None = None
 
     async def sync(self, request: Request) -> JSONResponse:
         self.keys.append(request.headers.get("idempotency-key", ""))
@@ -67,7 +69,7 @@ class SyncApi:
 
     async def enrich_status(self, request: Request) -> JSONResponse:
         self.polls += 1
-        processed = min(self.polls * 500, 1497)
+        processed = min(self.polls * 500, 1497, self.stall_at or 1497)
         status = "completed" if processed == 1497 else "running"
         return JSONResponse({"status": status, "processed": processed, "total": 1497})
 
@@ -252,3 +254,40 @@ async def test_after_a_crash_the_unknown_action_keeps_its_key(
     finally:
         await resumed.close()
     assert len(state.keys) == 2 and state.keys[0] == state.keys[1]
+
+
+async def test_a_stalled_job_fails_with_where_it_stopped(
+    tmp_path: Path, api: tuple[str, SyncApi]
+) -> None:
+    """A count that stops moving for ``stalled_after`` polls fails the step (the job is known
+    not to progress), long before the deadline; the progress artifact records why."""
+    url, state = api
+    state.stall_at = 1000
+    text = runbook("""```ops trigger
+id: enrich
+url: "{{ api }}/api/internal/discogs-enrich"
+capture:
+  job: job_id
+follow:
+  url: "{{ api }}/api/internal/discogs-enrich/{{ job }}"
+  succeeded: [completed]
+  interval: 20ms
+  deadline: 10m
+  progress: {done: processed, total: total, label: Enrichment, stalled_after: 3}
+```
+""")
+    session = open_runbook(tmp_path, text, {"api": url})
+    assert await session.start() == []
+    try:
+        result = await session.execute("enrich", operator=HeadlessOperator())
+    finally:
+        await session.close()
+    assert result.status is StepStatus.FAILED, result.detail
+    assert result.detail.startswith("Enrichment stalled at 1,000 of 1,497 for 3 polls")
+    assert "the POST was accepted, but the job is not progressing" in result.detail
+    # 500, 1000, then three more polls at 1,000: five in all, not ten minutes of them
+    assert state.polls == 5
+    progress = result.artifact("progress")
+    assert progress.stalled.startswith("Enrichment stalled at 1,000 of 1,497 for 3 polls")
+    assert not progress.finished
+    assert result.artifact("measurements").phase == "Failed"

@@ -158,3 +158,55 @@ def test_dashboard_breached_threshold_and_no_prometheus(
         await settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+class HeldWatcher(FixedWatcher):
+    """The first round answers at once; every later one stays in flight (never answers)."""
+
+    def __init__(self, readings: dict[str, Reading]) -> None:
+        super().__init__(readings)
+        self.rounds = 0
+
+    async def round(self) -> dict[str, Reading]:
+        import asyncio
+
+        self.rounds += 1
+        if self.rounds > 1:
+            await asyncio.Event().wait()  # cancelled with the screen
+        return dict(self.readings)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_while_a_round_is_in_flight(
+    snap_compare, workdir: Path, size: tuple[int, int]
+) -> None:
+    """"r" starts a round that has not answered yet: the tiles keep the last readings, the
+    status line says a round is running."""
+    app = OpsConsoleApp(settings_for(workdir, runbook_paths=[Path("runbooks") / V2]))
+    runbooks = [load_runbook(workdir / "runbooks" / V2)]
+    watchers: list[HeldWatcher] = []
+
+    def factory(items: list[Watch]) -> HeldWatcher:
+        watchers.append(HeldWatcher(troubled(items)))
+        return watchers[-1]
+
+    async def run_before(pilot: Pilot[object]) -> None:
+        await settle(pilot)
+        screen = DashboardScreen(
+            runbooks,
+            watcher_factory=factory,  # type: ignore[arg-type]
+            clock=lambda: NOW,
+        )
+        await pilot.app.push_screen(screen)
+        await settle(pilot)
+        await pilot.press("r")
+        # not settle(): it waits for workers, and this round's worker never ends
+        for _ in range(200):
+            await pilot.pause(0.01)
+            if watchers[0].rounds == 2:
+                break
+        assert watchers[0].rounds == 2  # the second round is in flight
+        await pilot.pause()
+        await pilot.wait_for_animation()
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)

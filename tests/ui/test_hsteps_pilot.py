@@ -276,3 +276,86 @@ async def test_the_running_steps_detail_shows_its_progress(make_settings, tmp_pa
             result = screen.session.result("enrich")
             assert result.status is StepStatus.PASSED, result.detail
             assert "1,497 of 1,497 (100%)" in result.artifact("progress").line()
+
+
+class Enrichment:
+    """A job that finishes on its third read-back, with a result to read."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+
+    async def start(self, request: Request) -> JSONResponse:
+        return JSONResponse({"job_id": "enrich-1", "status": "queued"}, status_code=202)
+
+    async def read(self, request: Request) -> JSONResponse:
+        self.polls += 1
+        processed = min(self.polls * 500, 1497)
+        return JSONResponse({
+            "status": "completed" if processed == 1497 else "running",
+            "processed": processed, "total": 1497,
+            "results": {"queue": {"status": "ok"}}, "enriched": processed,
+        })
+
+
+ENRICH = """\
+---
+id: enrich
+title: Enrichment
+variables: [api]
+---
+
+# Enrich
+
+```ops trigger
+id: enrich
+title: Enrich and follow
+url: "{{ api }}/enrich"
+capture:
+  job: job_id
+result:
+  status: status
+  sources: results
+  metrics: [enriched]
+follow:
+  url: "{{ api }}/enrich/{{ job }}"
+  succeeded: [completed]
+  interval: 20ms
+  progress: {done: processed, total: total, label: Enrichment}
+```
+"""
+
+
+async def test_the_detail_shows_every_block_of_a_trigger_with_result_and_progress(
+    make_settings, tmp_path: Path
+) -> None:
+    """Result, progress, request, response, states and the follow's measurements: more
+    blocks than the pane used to have room for; none is dropped on screen."""
+    state = Enrichment()
+    app_under_test = Starlette(routes=[
+        Route("/enrich", state.start, methods=["POST"]),
+        Route("/enrich/{job}", state.read),
+    ])
+    with LoopbackServers() as servers:
+        url = f"http://127.0.0.1:{servers.serve('enrich', app_under_test)}"
+        runbook = write_runbook(tmp_path, ENRICH)
+        settings = make_settings(write_config(tmp_path, {"api": url}), runbook_paths=[runbook])
+        app = OpsConsoleApp(settings)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await open_only_runbook(pilot)
+            await pilot.press("enter")
+            await until(pilot, lambda: screen.session.result("enrich").status
+                        is StepStatus.PASSED, "the enrichment to finish")
+            await settle(pilot)
+            result = screen.session.result("enrich")
+            blocks = [
+                block for artifact in result.artifacts if artifact.type != "request"
+                for block in artifact.blocks()
+            ]
+            assert len(blocks) + 1 > 6, blocks  # the request is shown as one block too
+            shown = detail_text(screen)
+            for block in blocks:
+                assert block.title in shown, (block.title, shown)
+            # the follow's measurements, the last block: the one the pane used to drop
+            follow = blocks[-1]
+            assert follow.title.startswith("Follow: Successful"), follow.title
+            assert follow.text.splitlines()[-1] in shown
