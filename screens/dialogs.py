@@ -308,9 +308,11 @@ class InputDialog(Dialog[Reply | None]):
         yield SafeText(Content.assemble((question.prompt, "bold")), classes="dialog-text")
         if question.detail:
             yield SafeText(Content(question.detail), classes="dialog-text")
-        hint = f"Saved as {question.name}"
-        if question.secret:
-            hint += " (secret: never shown, never saved)"
+        hint = (
+            f"{question.name} is a secret: shown as ***, never written to disk"
+            if question.secret
+            else f"Kept as {question.name} for this run"
+        )
         if question.pattern:
             hint += f"; must match /{question.pattern}/"
         yield SafeText(Content(hint), classes="dialog-muted")
