@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -101,9 +102,13 @@ class OpsConsoleApp(App[int]):
     #: sandbox faults switched on right now (the banners show them)
     active_faults: reactive[tuple[str, ...]] = reactive((), init=False)
 
-    def __init__(self, settings: ConsoleSettings) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, *, key_clock: Callable[[], float] | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
+        #: the clock of the dialogs' key guard (held Enter); tests inject their own
+        self.key_clock: Callable[[], float] = key_clock or time.monotonic
         if self.no_color:
             # Textual's NO_COLOR filter (Monochrome) turns colours into greys, which still
             # reach the terminal as 256-colour / truecolor sequences: drop colours instead
