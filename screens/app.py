@@ -390,9 +390,9 @@ class OpsConsoleApp(App[int]):
         self.remember_faults()
 
     def _faults_file(self, run_id: str) -> Path:
-        from opsconsole.files import inside
+        from opsconsole.faults import fault_memory
 
-        return inside(self.settings.home / "sandbox-faults", f"{run_id}.json")
+        return fault_memory(self.settings.home, run_id)
 
     def remember_faults(self) -> None:
         """The sandbox faults in force for the open run, kept beside its state: a demo killed
