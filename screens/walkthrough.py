@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.session import RunSession
 
+#: rows of the detail pane kept for the section text below a step's detail (its rule,
+#: title and first line) when the detail keeps its height across a cursor move
+SECTION_ROOM = 4
+
 #: what n / N jump between: steps that need the operator's attention
 ATTENTION = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
 
@@ -344,8 +348,16 @@ class WalkthroughScreen(Screen[None]):
     def _show_step(self, step_id: str) -> None:
         session = self.session
         step = session.runbook.step(step_id)
-        self.query_one(StepDetail).show(session, step, running=step_id == self.running_step)
-        if self._section_shown != step.section:
+        detail = self.query_one(StepDetail)
+        # Within a section the detail keeps the height it has: a shorter step leaves blank
+        # lines rather than pulling the section text up (every moved line is sent again,
+        # per key), but never so many that the section's title leaves the pane
+        same_section = self._section_shown == step.section
+        room = self.query_one("#walk-detail-pane").size.height - SECTION_ROOM
+        hold = min(detail.outer_size.height, room)
+        detail.styles.min_height = hold if same_section and hold > 0 else None
+        detail.show(session, step, running=step_id == self.running_step)
+        if not same_section:
             self._section_shown = step.section
             section = session.runbook.sections[step.section]
             self.query_one("#walk-section-title", Static).update(
@@ -466,6 +478,7 @@ class WalkthroughScreen(Screen[None]):
 
     def on_resize(self) -> None:
         fit_footer(self)
+        self.query_one(StepDetail).styles.min_height = None  # wrapped again at the new width
 
     def action_next_failed(self) -> None:
         self._jump_failed(forward=True)
