@@ -118,6 +118,9 @@ class OpsConsoleApp(App[int]):
         #: what the terminal shows: each update sends only the cells that changed
         self.mirror = TerminalMirror()
         self.catalog: list[RunbookEntry] = []
+        #: break-glass in force per environment: (monotonic end, reason); a run opened there
+        #: meanwhile is covered for what is left of it
+        self.glass: dict[str, tuple[float, str]] = {}
         self._startup_warning: str | None = None
         self._initial_opened = False
         self.environment = self._initial_environment()
@@ -261,8 +264,10 @@ class OpsConsoleApp(App[int]):
             session = open_session(
                 runbook, environment, home, resume=resume, read_only=read_only, lock=lock,
                 mutations_off=read_only_reason(environment, self.settings.read_only),
+                glass=not self.settings.read_only,
             )
             problems = await session.start()
+            self._carry_glass(session)
         except OpsConsoleError as exc:
             if lock is not None:
                 lock.release()
@@ -367,6 +372,61 @@ class OpsConsoleApp(App[int]):
                 severity="warning",
                 markup=False,
             )
+
+    # -- break-glass -----------------------------------------------------------------
+
+    def glass_left(self, environment: str) -> float | None:
+        """Seconds left of the break-glass in force in ``environment`` (None: none)."""
+        until = self.glass.get(environment)
+        left = until[0] - time.monotonic() if until is not None else 0.0
+        return left if left > 0 else None
+
+    def remember_glass(self, environment: str, seconds: float, reason: str) -> None:
+        self.glass[environment] = (time.monotonic() + seconds, reason)
+
+    def break_glass(self, reason: str, minutes: int) -> str:
+        """Break glass on Home (no run open): lift the current environment's configured
+        ``read_only`` for ``minutes``, audited first (``break_glass``: reason, operator,
+        expiry); runs opened meanwhile are covered for what is left. Never lifts a
+        ``--read-only`` given on the command line. Returns the expiry (UTC, ISO)."""
+        from datetime import UTC, datetime, timedelta
+
+        from opsconsole.audit import AuditLog
+        from opsconsole.session import GLASS_REFUSED, StepRefused
+
+        environment = self.environment
+        reason = reason.strip()
+        if not reason:
+            raise StepRefused("a break-glass needs a reason (it goes into the audit log)")
+        if self.settings.read_only:
+            raise StepRefused(GLASS_REFUSED)
+        if not environment.read_only:
+            raise StepRefused(f"{environment.name} is not read-only: there is no glass to break")
+        expires = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(
+            timespec="seconds"
+        ).replace("+00:00", "Z")
+        AuditLog(self.settings.home / "audit.jsonl").append(
+            "break_glass",
+            environment=environment.name,
+            protected=environment.protected,
+            operator=_operator(),
+            reason=reason,
+            minutes=minutes,
+            expires=expires,
+        )
+        self.remember_glass(environment.name, minutes * 60, reason)
+        return expires
+
+    def _carry_glass(self, session: Any) -> None:
+        """A run opened while a break-glass is in force in its environment is covered for
+        the whole minutes left (audited for this run too)."""
+        left = self.glass_left(session.environment.name)
+        if left is None or left < 60 or not session.mutations_off or not session.glass:
+            return
+        if session.read_only:
+            return
+        reason = self.glass[session.environment.name][1]
+        session.break_glass(reason, int(left // 60))
 
     # -- sandbox ---------------------------------------------------------------------
 
@@ -517,6 +577,15 @@ class OpsConsoleApp(App[int]):
     def _quit_answered(self, quit_now: bool | None) -> None:
         if quit_now:
             self.exit(0)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name: still audited
+        return "operator"
 
 
 def run_console(settings: ConsoleSettings) -> int:

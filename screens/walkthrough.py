@@ -275,13 +275,29 @@ class WalkthroughScreen(Screen[None]):
         if session.read_only:
             self._log(f"Opened run {session.run.id} read-only: another console holds it.")
         elif session.mutations_off:
-            self._log(f"Run {session.run.id}: {session.mutations_off} (b breaks glass).")
+            way = "b breaks glass" if session.glass else "restart without --read-only to run them"
+            self._log(f"Run {session.run.id}: {session.mutations_off} ({way}).")
         elif session.resumed:
             self._log(f"Resumed run {session.run.id}.")
         else:
             self._log(f"Started run {session.run.id} in {session.environment.name}.")
         self._show_run_state()
         self._show_shell()
+        self._mark_read_only()
+        if session.break_glass_left() is not None:  # broken on Home: it covers this run
+            self._log("Break-glass in force in this environment: steps that change "
+                      "something run until it expires.")
+            self._start_glass_timer()
+
+    def _mark_read_only(self) -> None:
+        """The step list marks the steps that would be refused here (⊘)."""
+        session = self.session
+        changed = self.query_one(StepList).set_read_only(
+            session.read_only or session.mutations_blocked() is not None
+        )
+        step = self.selected_step
+        if changed and step is not None and step.mutating:
+            self._show_step(step.id)
 
     def _show_shell(self) -> None:
         for pane in self.query(ShellVariablesPane):
@@ -567,7 +583,13 @@ class WalkthroughScreen(Screen[None]):
         return True
 
     def action_break_glass(self) -> None:
+        from opsconsole.session import GLASS_REFUSED
+
         session = self.session
+        if not session.glass:
+            self.notify(GLASS_REFUSED[0].upper() + GLASS_REFUSED[1:] + ".",
+                        title="Still read-only", severity="warning", markup=False)
+            return
         if session.break_glass_left() is not None:
             self.notify("The glass is already broken; the banner shows the time left.",
                         markup=False)
@@ -588,13 +610,21 @@ class WalkthroughScreen(Screen[None]):
             return
         self._log(f"Break-glass until {expires}: steps that change something run. "
                   f"Reason: {reason}")
+        self.app.remember_glass(  # type: ignore[attr-defined]
+            self.session.environment.name, minutes * 60, reason
+        )
+        self._start_glass_timer()
+
+    def _start_glass_timer(self) -> None:
         self._tick_glass()
-        self._glass_timer = self.set_interval(1, self._tick_glass)
+        if self._glass_timer is None:
+            self._glass_timer = self.set_interval(1, self._tick_glass)
 
     def _tick_glass(self) -> None:
         """The banner's countdown; when it runs out the console is read-only again."""
         banner = self.query_one(EnvironmentBanner)
         left = self.session.break_glass_left()
+        self._mark_read_only()
         if left is None:
             banner.break_glass = ""
             banner.read_only = True
@@ -780,6 +810,7 @@ class WalkthroughScreen(Screen[None]):
         self.query_one(EnvironmentBanner).read_only = (
             self.session.read_only or self.session.mutations_blocked() is not None
         )
+        self._mark_read_only()
         self._refresh_step(message.step_id)
 
     @on(StepFinished)
