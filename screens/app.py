@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from opsconsole.run import Run
     from opsconsole.runlock import Holder, RunLock
+    from opsconsole.session import RunSession
 
     from .catalog import RunbookEntry
     from .walkthrough import WalkthroughScreen
@@ -417,7 +418,7 @@ class OpsConsoleApp(App[int]):
         self.remember_glass(environment.name, minutes * 60, reason)
         return expires
 
-    def _carry_glass(self, session: Any) -> None:
+    def _carry_glass(self, session: RunSession) -> None:
         """A run opened while a break-glass is in force in its environment is covered for
         the whole minutes left (audited for this run too)."""
         left = self.glass_left(session.environment.name)
