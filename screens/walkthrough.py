@@ -59,9 +59,9 @@ if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.session import RunSession
 
-#: rows of the detail pane kept for the section text below a step's detail (its rule,
-#: title and first line) when the detail keeps its height across a cursor move
-SECTION_ROOM = 4
+#: rows of the detail pane kept for the section text below a step's detail (its margin,
+#: rule and title) when the detail keeps its height across a cursor move
+SECTION_ROOM = 3
 
 #: what n / N jump between: steps that need the operator's attention
 ATTENTION = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
