@@ -475,6 +475,10 @@ def cmd_demo(faults: list[str], read_only: bool = False) -> int:
         return _console(settings)
     finally:
         sandbox.stop()
+        # stopped cleanly (stop raised nothing): finished runs need their faults no more
+        from .faults import forget_finished_faults
+
+        forget_finished_faults(state_dir() / "sandbox")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -10,11 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from .errors import OpsConsoleError
 
-__all__ = ["FaultError", "FaultInfo", "FaultInjector", "UnknownFault", "check_fault_names"]
+__all__ = [
+    "FaultError",
+    "FaultInfo",
+    "FaultInjector",
+    "UnknownFault",
+    "check_fault_names",
+    "fault_memory",
+    "forget_finished_faults",
+]
+
+#: where the console keeps, per sandbox run, the faults in force (``<home>/sandbox-faults``)
+FAULT_MEMORY_DIR = "sandbox-faults"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +69,39 @@ def check_fault_names(names: Collection[str], known: Collection[str]) -> None:
         return
     valid = f"valid faults: {', '.join(known)}" if known else "this sandbox has no faults"
     raise UnknownFault(f"unknown fault {', '.join(map(repr, unknown))}; {valid}")
+
+
+def fault_memory(home: Path, run_id: str) -> Path:
+    """The file that keeps the sandbox faults in force for one run (a resume restores them)."""
+    from .files import inside
+
+    return inside(home / FAULT_MEMORY_DIR, f"{run_id}.json")
+
+
+def forget_finished_faults(home: Path) -> list[str]:
+    """Remove the fault memory of every run that no resume can need any more: finished
+    (completed, stopped at a no-go, abandoned) or no longer saved. A run still in progress,
+    or one whose state cannot be read now, keeps its file. Returns the run ids forgotten.
+    Called when the demo sandbox stopped cleanly."""
+    from .run import RunStatus, RunStore
+
+    directory = home / FAULT_MEMORY_DIR
+    if not directory.is_dir():
+        return []
+    store = RunStore(home)
+    forgotten: list[str] = []
+    for path in sorted(directory.glob("*.json")):
+        run_id = path.stem
+        try:
+            if store.path(run_id).exists() and (
+                store.load(run_id).status is RunStatus.IN_PROGRESS
+            ):
+                continue
+        except (OSError, OpsConsoleError):
+            continue  # unreadable now: a resume may still need the faults
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        forgotten.append(run_id)
+    return forgotten

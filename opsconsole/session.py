@@ -123,6 +123,13 @@ class _NoOperator:
         return None
 
 
+#: why a break-glass is refused in read-only mode asked for on the command line
+GLASS_REFUSED = (
+    "started with --read-only: break-glass does not lift it; restart without it to run "
+    "steps that change something"
+)
+
+
 class RunSession:
     def __init__(
         self,
@@ -139,8 +146,12 @@ class RunSession:
         lock: RunLock | None = None,
         read_only: bool = False,
         mutations_off: str | None = None,
+        glass: bool = True,
     ) -> None:
         self.runbook = runbook
+        #: a break-glass may lift ``mutations_off`` (False: the operator asked for read-only
+        #: mode on the command line, and only a restart without it lifts it)
+        self.glass = glass
         #: read-only mode: why steps that change something do not run (None: they run).
         #: Unlike ``read_only`` the run is written, and a break-glass lifts it for a while.
         self.mutations_off = mutations_off
@@ -450,6 +461,8 @@ class RunSession:
             raise StepRefused("a break-glass needs a reason (it goes into the audit log)")
         if self.mutations_off is None:
             raise StepRefused("this run is not read-only: there is no glass to break")
+        if not self.glass:
+            raise StepRefused(GLASS_REFUSED)
         self._refuse_if_read_only()
         expires = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(
             timespec="seconds"
@@ -529,7 +542,8 @@ class RunSession:
         result = self.run.result(step_id)
         self._refuse_if_read_only()
         if step.mutating and (why := self.mutations_blocked()):
-            raise StepRefused(f"not run: {why}. Skip it with a reason, or break glass (b).")
+            way = "break glass (b)" if self.glass else "restart without --read-only"
+            raise StepRefused(f"not run: {why}. Skip it with a reason, or {way}.")
         if self.running is not None:
             raise StepRefused(f"step {self.running!r} is still running")
         if self.finished:
@@ -949,6 +963,7 @@ def open_session(
     read_only: bool = False,
     lock: RunLock | None = None,
     mutations_off: str | None = None,
+    glass: bool = True,
 ) -> RunSession:
     """A session with the standard store and audit log under ``home``.
 
@@ -978,6 +993,7 @@ def open_session(
             lock=lock,
             read_only=read_only,
             mutations_off=mutations_off,
+            glass=glass,
         )
         if not read_only and session.lock is None:
             session.lock = RunLock.acquire(home, session.run.id)

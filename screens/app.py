@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
     from opsconsole.run import Run
     from opsconsole.runlock import Holder, RunLock
+    from opsconsole.session import RunSession
 
     from .catalog import RunbookEntry
     from .walkthrough import WalkthroughScreen
@@ -101,9 +103,13 @@ class OpsConsoleApp(App[int]):
     #: sandbox faults switched on right now (the banners show them)
     active_faults: reactive[tuple[str, ...]] = reactive((), init=False)
 
-    def __init__(self, settings: ConsoleSettings) -> None:
+    def __init__(
+        self, settings: ConsoleSettings, *, key_clock: Callable[[], float] | None = None
+    ) -> None:
         super().__init__()
         self.settings = settings
+        #: the clock of the dialogs' key guard (held Enter); tests inject their own
+        self.key_clock: Callable[[], float] = key_clock or time.monotonic
         if self.no_color:
             # Textual's NO_COLOR filter (Monochrome) turns colours into greys, which still
             # reach the terminal as 256-colour / truecolor sequences: drop colours instead
@@ -113,6 +119,9 @@ class OpsConsoleApp(App[int]):
         #: what the terminal shows: each update sends only the cells that changed
         self.mirror = TerminalMirror()
         self.catalog: list[RunbookEntry] = []
+        #: break-glass in force per environment: (monotonic end, reason); a run opened there
+        #: meanwhile is covered for what is left of it
+        self.glass: dict[str, tuple[float, str]] = {}
         self._startup_warning: str | None = None
         self._initial_opened = False
         self.environment = self._initial_environment()
@@ -256,8 +265,10 @@ class OpsConsoleApp(App[int]):
             session = open_session(
                 runbook, environment, home, resume=resume, read_only=read_only, lock=lock,
                 mutations_off=read_only_reason(environment, self.settings.read_only),
+                glass=not self.settings.read_only,
             )
             problems = await session.start()
+            self._carry_glass(session)
         except OpsConsoleError as exc:
             if lock is not None:
                 lock.release()
@@ -363,6 +374,61 @@ class OpsConsoleApp(App[int]):
                 markup=False,
             )
 
+    # -- break-glass -----------------------------------------------------------------
+
+    def glass_left(self, environment: str) -> float | None:
+        """Seconds left of the break-glass in force in ``environment`` (None: none)."""
+        until = self.glass.get(environment)
+        left = until[0] - time.monotonic() if until is not None else 0.0
+        return left if left > 0 else None
+
+    def remember_glass(self, environment: str, seconds: float, reason: str) -> None:
+        self.glass[environment] = (time.monotonic() + seconds, reason)
+
+    def break_glass(self, reason: str, minutes: int) -> str:
+        """Break glass on Home (no run open): lift the current environment's configured
+        ``read_only`` for ``minutes``, audited first (``break_glass``: reason, operator,
+        expiry); runs opened meanwhile are covered for what is left. Never lifts a
+        ``--read-only`` given on the command line. Returns the expiry (UTC, ISO)."""
+        from datetime import UTC, datetime, timedelta
+
+        from opsconsole.audit import AuditLog
+        from opsconsole.session import GLASS_REFUSED, StepRefused
+
+        environment = self.environment
+        reason = reason.strip()
+        if not reason:
+            raise StepRefused("a break-glass needs a reason (it goes into the audit log)")
+        if self.settings.read_only:
+            raise StepRefused(GLASS_REFUSED)
+        if not environment.read_only:
+            raise StepRefused(f"{environment.name} is not read-only: there is no glass to break")
+        expires = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat(
+            timespec="seconds"
+        ).replace("+00:00", "Z")
+        AuditLog(self.settings.home / "audit.jsonl").append(
+            "break_glass",
+            environment=environment.name,
+            protected=environment.protected,
+            operator=_operator(),
+            reason=reason,
+            minutes=minutes,
+            expires=expires,
+        )
+        self.remember_glass(environment.name, minutes * 60, reason)
+        return expires
+
+    def _carry_glass(self, session: RunSession) -> None:
+        """A run opened while a break-glass is in force in its environment is covered for
+        the whole minutes left (audited for this run too)."""
+        left = self.glass_left(session.environment.name)
+        if left is None or left < 60 or not session.mutations_off or not session.glass:
+            return
+        if session.read_only:
+            return
+        reason = self.glass[session.environment.name][1]
+        session.break_glass(reason, int(left // 60))
+
     # -- sandbox ---------------------------------------------------------------------
 
     @work(thread=True, group="sandbox", exit_on_error=False)
@@ -385,9 +451,9 @@ class OpsConsoleApp(App[int]):
         self.remember_faults()
 
     def _faults_file(self, run_id: str) -> Path:
-        from opsconsole.files import inside
+        from opsconsole.faults import fault_memory
 
-        return inside(self.settings.home / "sandbox-faults", f"{run_id}.json")
+        return fault_memory(self.settings.home, run_id)
 
     def remember_faults(self) -> None:
         """The sandbox faults in force for the open run, kept beside its state: a demo killed
@@ -512,6 +578,15 @@ class OpsConsoleApp(App[int]):
     def _quit_answered(self, quit_now: bool | None) -> None:
         if quit_now:
             self.exit(0)
+
+
+def _operator() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name: still audited
+        return "operator"
 
 
 def run_console(settings: ConsoleSettings) -> int:

@@ -8,6 +8,7 @@ as plain text, never as markup.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from textual import on
@@ -172,9 +173,14 @@ class Dialog(ModalScreen[ResultT]):
         super().__init__(*args, **kwargs)
         self._opened_at = time.monotonic()
 
+    def _now(self) -> float:
+        """The key guard's clock: the app's ``key_clock`` (tests inject one), else real time."""
+        clock: Callable[[], float] | None = getattr(self.app, "key_clock", None)
+        return clock() if clock is not None else time.monotonic()
+
     def too_soon(self) -> bool:
         """True while a guarded dialog is too fresh to take an answer (see KEY_GUARD_S)."""
-        return self.GUARDED and time.monotonic() - self._opened_at < KEY_GUARD_S
+        return self.GUARDED and self._now() - self._opened_at < KEY_GUARD_S
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog") as frame:
@@ -190,7 +196,7 @@ class Dialog(ModalScreen[ResultT]):
         yield from ()
 
     def on_mount(self) -> None:
-        self._opened_at = time.monotonic()
+        self._opened_at = self._now()
         if self.FIRST_FOCUS:
             self.query_one(f"#{self.FIRST_FOCUS}").focus()
 

@@ -18,6 +18,8 @@ from .banner import EnvironmentBanner
 from .filter_bar import FilterBar
 
 if TYPE_CHECKING:
+    from textual.timer import Timer
+
     from opsconsole.model import Runbook
 
     from .app import OpsConsoleApp
@@ -64,6 +66,8 @@ class HomeScreen(Screen[None]):
         Binding("d", "dashboard", "Dashboard", tooltip="Health checks of this environment"),
         Binding("slash", "filter", "Filter", tooltip="Filter the runbooks (escape clears)"),
         Binding("q", "app.quit", "Quit", show=False, tooltip="Quit opsconsole (as ctrl+q)"),
+        Binding("b", "break_glass", "Break glass",
+                tooltip="Read-only: let steps that change something run for a while (audited)"),
     ]
 
     class CatalogLoaded(Message):
@@ -83,6 +87,8 @@ class HomeScreen(Screen[None]):
         self._entries: dict[str, RunbookEntry] = {}
         self._table_width = 0
         self._columns: list[str] = []
+        #: ticks the break-glass countdown on the banner while one is in force
+        self._glass_timer: Timer | None = None
 
     @property
     def ops_app(self) -> OpsConsoleApp:
@@ -115,7 +121,9 @@ class HomeScreen(Screen[None]):
         self.app.push_screen(DashboardScreen(runbooks))
 
     def on_screen_resume(self) -> None:
-        # Back from a walkthrough: the last-run column may have changed.
+        # Back from a walkthrough: the last-run column may have changed, and a break-glass
+        # may have been broken there
+        self._tick_glass()
         if self._entries:
             self.load_catalog()
 
@@ -130,6 +138,69 @@ class HomeScreen(Screen[None]):
         banner.description = environment.description
         banner.read_only = environment.read_only or self.ops_app.settings.read_only
         self.set_class(environment.protected, "-protected")
+        self._tick_glass()
+
+    # -- break-glass -----------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "break_glass":  # only where there is glass: a read-only environment
+            return self.ops_app.environment.read_only or self.ops_app.settings.read_only
+        return True
+
+    def action_break_glass(self) -> None:
+        from opsconsole.session import GLASS_REFUSED
+
+        from .dialogs import BreakGlassDialog
+
+        app = self.ops_app
+        environment = app.environment
+        if app.settings.read_only:
+            self.notify(GLASS_REFUSED[0].upper() + GLASS_REFUSED[1:] + ".",
+                        title="Still read-only", severity="warning", markup=False)
+            return
+        if app.glass_left(environment.name) is not None:
+            self.notify("The glass is already broken; the banner shows the time left.",
+                        markup=False)
+            return
+        minutes = app.settings.config.break_glass_minutes
+        self.app.push_screen(
+            BreakGlassDialog(environment.name, minutes),
+            callback=lambda reason: self._glass_broken(reason, minutes),
+        )
+
+    def _glass_broken(self, reason: str | None, minutes: int) -> None:
+        from opsconsole.errors import OpsConsoleError
+
+        if not reason:
+            return
+        try:
+            expires = self.ops_app.break_glass(reason, minutes)
+        except OpsConsoleError as exc:
+            self.notify(str(exc), title="Still read-only", severity="error", markup=False)
+            return
+        self.notify(f"Steps that change something run in {self.ops_app.environment.name} "
+                    f"until {expires} (runbooks opened meanwhile too).",
+                    title="Break-glass", markup=False)
+        self._tick_glass()
+
+    def _tick_glass(self) -> None:
+        """The banner's countdown while a break-glass is in force here."""
+        app = self.ops_app
+        environment = app.environment
+        banner = self.query_one(EnvironmentBanner)
+        left = app.glass_left(environment.name)
+        if left is None or app.settings.read_only:
+            banner.break_glass = ""
+            banner.read_only = environment.read_only or app.settings.read_only
+            if self._glass_timer is not None:
+                self._glass_timer.stop()
+                self._glass_timer = None
+            return
+        whole = int(left)
+        banner.read_only = False
+        banner.break_glass = f"{whole // 60:02d}:{whole % 60:02d}"
+        if self._glass_timer is None:
+            self._glass_timer = self.set_interval(1, self._tick_glass)
 
     # -- the catalog ---------------------------------------------------------------
 

@@ -19,14 +19,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from rich.cells import get_character_cell_size
+from rich.color import ColorSystem
 from rich.control import Control
 from rich.segment import Segment
+from rich.style import Style
 from textual._compositor import ChopsUpdate, CompositorUpdate, LayoutUpdate
-from textual.strip import Strip
+from textual.strip import SGR_STYLES, Strip
 
 if TYPE_CHECKING:
     from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
-    from rich.style import Style
 
 __all__ = ["MirroredUpdate", "TerminalMirror"]
 
@@ -38,6 +39,11 @@ Seen = tuple[str, object]
 JOIN_GAP = 6
 
 
+#: attributes a blank cell shows (underlines, reverse video, strike, frames); a blank
+#: cell's colour and other attributes (bold, italic, dim, blink) show nothing
+SPACE_VISIBLE = 8 | 64 | 256 | 512 | 1024 | 2048 | 4096
+
+
 @lru_cache(maxsize=4096)
 def _look(style: Style | None) -> object:
     """What the terminal shows of a style: Textual's styles also carry meta (mouse
@@ -47,8 +53,28 @@ def _look(style: Style | None) -> object:
     return (style._attributes & style._set_attributes, style._color, style._bgcolor, style._link)
 
 
+@lru_cache(maxsize=4096)
+def _space_look(style: Style | None) -> object:
+    """What the terminal shows of a blank cell in ``style``: its background (and the
+    foreground only where an underline, reverse video or strike shows it)."""
+    if style is None:
+        return None
+    attributes = style._attributes & style._set_attributes & SPACE_VISIBLE
+    if not attributes and style._bgcolor is None and not style._link:
+        return None
+    return (attributes, style._color if attributes else None, style._bgcolor, style._link)
+
+
+def _seen(char: str, style: Style | None) -> Seen:
+    return (char, _space_look(style) if char == " " else _look(style))
+
+
 class MirroredUpdate(CompositorUpdate):
-    """The changed runs of one update: ``(x, y, segments)`` each."""
+    """The changed runs of one update: ``(x, y, segments)`` each.
+
+    Written with one pen: a style is sent only when it differs from the one the terminal
+    already has, as the parameters that changed (Rich resets after every segment and
+    starts each from nothing: about 25 bytes a segment), and reset once at the end."""
 
     def __init__(self, runs: list[tuple[int, int, list[Segment]]]) -> None:
         self.runs = runs
@@ -60,10 +86,77 @@ class MirroredUpdate(CompositorUpdate):
 
     def render_segments(self, console: Console) -> str:
         move_to = Control.move_to
-        return "".join(
-            move_to(x, y).segment.text + Strip(segments).render(console)
-            for x, y, segments in self.runs
-        )
+        color_system = console._color_system or ColorSystem.TRUECOLOR
+        out: list[str] = []
+        pen: Pen = _BLANK
+        for x, y, segments in self.runs:
+            out.append(move_to(x, y).segment.text)
+            for text, style, _control in segments:
+                if style is not None and style._link:
+                    # a link: as Rich writes it (its own reset), the pen starts again blank
+                    if pen is not _BLANK:
+                        out.append("\x1b[0m")
+                        pen = _BLANK
+                    out.append(Strip.render_style(style, text, color_system))
+                    continue
+                new = _pen(style, color_system)
+                if new != pen and not (_blank(text) and _space_pen(new) == _space_pen(pen)):
+                    out.append(_change(pen, new))
+                    pen = new
+                out.append(text)
+        if pen != _BLANK:
+            out.append("\x1b[0m")
+        return "".join(out)
+
+
+#: a terminal pen: attribute bits, foreground and background SGR parameters
+Pen = tuple[int, str, str]
+_BLANK: Pen = (0, "", "")
+
+
+@lru_cache(maxsize=4096)
+def _pen(style: Style | None, color_system: ColorSystem) -> Pen:
+    if style is None:
+        return _BLANK
+    attributes = style._attributes & style._set_attributes
+    fg = ";".join(style._color.downgrade(color_system).get_ansi_codes()) if style._color else ""
+    bg = (
+        ";".join(style._bgcolor.downgrade(color_system).get_ansi_codes(foreground=False))
+        if style._bgcolor
+        else ""
+    )
+    return (attributes, fg, bg)
+
+
+def _blank(text: str) -> bool:
+    return bool(text) and not text.strip(" ")
+
+
+def _space_pen(pen: Pen) -> Pen:
+    """What blanks written with ``pen`` show: blanks keep the terminal's pen when it shows
+    them the same (the usual case: the end of a line after coloured text)."""
+    attributes, fg, bg = pen
+    attributes &= SPACE_VISIBLE
+    return (attributes, fg if attributes else "", bg)
+
+
+@lru_cache(maxsize=4096)
+def _change(old: Pen, new: Pen) -> str:
+    """The SGR sequence that turns pen ``old`` into ``new``: only what differs, or a reset
+    and the whole new pen when something must be taken away."""
+    old_attributes, old_fg, old_bg = old
+    attributes, fg, bg = new
+    if new == _BLANK:
+        return "\x1b[0m"
+    lost = old_attributes & ~attributes or (old_fg and not fg) or (old_bg and not bg)
+    params: list[str] = ["0"] if lost else []
+    added = attributes if lost else attributes & ~old_attributes
+    params += [SGR_STYLES[bit] for bit in range(len(SGR_STYLES)) if added & (1 << bit)]
+    if fg and (lost or fg != old_fg):
+        params.append(fg)
+    if bg and (lost or bg != old_bg):
+        params.append(bg)
+    return f"\x1b[{';'.join(params)}m"
 
 
 class TerminalMirror:
@@ -137,7 +230,7 @@ class TerminalMirror:
         changed: list[tuple[int, int]] = []
         for column in range(x, end):
             char, style = cells[column - x]
-            if row[column] != (char, _look(style)):
+            if row[column] != _seen(char, style):
                 if changed and column - changed[-1][1] <= JOIN_GAP:
                     changed[-1] = (changed[-1][0], column + 1)
                 else:
@@ -150,7 +243,7 @@ class TerminalMirror:
             if stop < end and cells[stop - x][0] == "":
                 stop += 1
             piece = cells[start - x : stop - x]
-            row[start:stop] = [(char, _look(style)) for char, style in piece]
+            row[start:stop] = [_seen(char, style) for char, style in piece]
             self.sent += stop - start
             runs.append((start, y, self._segments(piece)))
         return runs

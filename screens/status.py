@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MUTATING_MARK",
+    "READ_ONLY_MARK",
     "fit_footer",
     "STATUS_ICON",
     "STATUS_STYLE",
@@ -67,6 +68,9 @@ OPTIONAL_COUNTS = frozenset(
 
 #: marks a step that changes something (shown after the state icon)
 MUTATING_MARK = "!"
+#: a step that changes something and is refused here (read-only mode): a text mark that
+#: survives NO_COLOR, in the place of the mutating mark
+READ_ONLY_MARK = "⊘"
 
 
 # Textual writes text to the terminal as it is (it drops only BEL, BS, VT, FF and CR), so an
@@ -114,9 +118,14 @@ def status_content(status: StepStatus, *, label: bool = False) -> Content:
     return Content.assemble((text, STATUS_STYLE[status]))
 
 
-def step_line(step: Step, status: StepStatus) -> Content:
-    """One line of the step list: state icon, mutating mark, title."""
-    mark = (MUTATING_MARK, "$text-warning bold") if step.mutating else " "
+def step_line(step: Step, status: StepStatus, *, read_only: bool = False) -> Content:
+    """One line of the step list: state icon, mutating mark, title. ``read_only``: steps
+    that change something are refused here, and marked so (⊘) before anyone presses."""
+    mark: str | tuple[str, str] = " "
+    if step.mutating:
+        mark = (READ_ONLY_MARK, "$text-error bold") if read_only else (
+            MUTATING_MARK, "$text-warning bold"
+        )
     return Content.assemble(
         (STATUS_ICON[status], STATUS_STYLE[status]), mark, " ", visible(step.title)
     )

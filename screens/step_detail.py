@@ -108,7 +108,8 @@ class StepDetail(Vertical):
     def show(self, session: RunSession, step: Step, running: bool = False) -> None:
         result = session.result(step.id)
         status = StepStatus.RUNNING if running else result.status
-        self._set("step-head", self._head(step, status))
+        refused = step.mutating and (session.read_only or session.mutations_blocked() is not None)
+        self._set("step-head", self._head(step, status, refused=refused))
         self._set("step-outcome", self._outcome(step, result, status))
         self._set("step-triage", self._triage(session, result, status))
         blocks = self._blocks(session, step, result)
@@ -122,7 +123,7 @@ class StepDetail(Vertical):
 
     # -- pieces ----------------------------------------------------------------------
 
-    def _head(self, step: Step, status: StepStatus) -> Content:
+    def _head(self, step: Step, status: StepStatus, *, refused: bool = False) -> Content:
         kind = step.kind
         if getattr(step.spec, "plain", False):
             kind = "shell command"
@@ -133,7 +134,9 @@ class StepDetail(Vertical):
             "\n",
             (f"{kind} · {step.id} · line {step.line}", "$text-muted not bold"),
         ]
-        if step.mutating:
+        if refused:
+            parts += ["  ", ("⊘ read-only: not run here", "$text-error bold")]
+        elif step.mutating:
             parts += ["  ", ("! mutating", "$text-warning")]
         return Content.assemble(*parts)
 

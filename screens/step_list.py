@@ -52,6 +52,8 @@ class StepList(OptionList):
         self.statuses = dict(statuses)
         #: the ``/`` filter: only steps whose title or id contains it are listed
         self.filter_text = ""
+        #: read-only mode: steps that change something are marked as refused
+        self.read_only = False
         super().__init__(*self._filtered_options(), **kwargs)  # type: ignore[arg-type]
 
     def _filtered_options(self) -> list[Option]:
@@ -65,8 +67,11 @@ class StepList(OptionList):
                 continue
             heading = ("#" * max(section.level, 1)) + " " + section.title
             options.append(Option(Content(heading), id=f"section:{section.index}", disabled=True))
-            options += [Option(step_line(step, self.statuses[step.id]), id=step.id)
-                        for step in steps]
+            options += [
+                Option(step_line(step, self.statuses[step.id], read_only=self.read_only),
+                       id=step.id)
+                for step in steps
+            ]
         return options
 
     def set_filter(self, text: str) -> None:
@@ -95,7 +100,22 @@ class StepList(OptionList):
     def set_status(self, step_id: str, status: StepStatus) -> None:
         self.statuses[step_id] = status
         if self._has(step_id):  # filtered out: shown with its state when the filter clears
-            self.replace_option_prompt(step_id, step_line(self.runbook.step(step_id), status))
+            self.replace_option_prompt(
+                step_id, step_line(self.runbook.step(step_id), status, read_only=self.read_only)
+            )
+
+    def set_read_only(self, read_only: bool) -> bool:
+        """Mark (or unmark) the steps that change something as refused here; True when
+        that changed."""
+        if read_only == self.read_only:
+            return False
+        self.read_only = read_only
+        for step in self.runbook.steps:
+            if step.mutating and self._has(step.id):
+                self.replace_option_prompt(
+                    step.id, step_line(step, self.statuses[step.id], read_only=read_only)
+                )
+        return True
 
     def select_step(self, step_id: str) -> None:
         if not self._has(step_id):

@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from opsconsole.model import Step
     from opsconsole.session import RunSession
 
+#: rows of the detail pane kept for the section text below a step's detail (its margin,
+#: rule and title) when the detail keeps its height across a cursor move
+SECTION_ROOM = 3
+
 #: what n / N jump between: steps that need the operator's attention
 ATTENTION = frozenset({StepStatus.FAILED, StepStatus.UNKNOWN, StepStatus.INCONCLUSIVE})
 
@@ -271,13 +275,29 @@ class WalkthroughScreen(Screen[None]):
         if session.read_only:
             self._log(f"Opened run {session.run.id} read-only: another console holds it.")
         elif session.mutations_off:
-            self._log(f"Run {session.run.id}: {session.mutations_off} (b breaks glass).")
+            way = "b breaks glass" if session.glass else "restart without --read-only to run them"
+            self._log(f"Run {session.run.id}: {session.mutations_off} ({way}).")
         elif session.resumed:
             self._log(f"Resumed run {session.run.id}.")
         else:
             self._log(f"Started run {session.run.id} in {session.environment.name}.")
         self._show_run_state()
         self._show_shell()
+        self._mark_read_only()
+        if session.break_glass_left() is not None:  # broken on Home: it covers this run
+            self._log("Break-glass in force in this environment: steps that change "
+                      "something run until it expires.")
+            self._start_glass_timer()
+
+    def _mark_read_only(self) -> None:
+        """The step list marks the steps that would be refused here (⊘)."""
+        session = self.session
+        changed = self.query_one(StepList).set_read_only(
+            session.read_only or session.mutations_blocked() is not None
+        )
+        step = self.selected_step
+        if changed and step is not None and step.mutating:
+            self._show_step(step.id)
 
     def _show_shell(self) -> None:
         for pane in self.query(ShellVariablesPane):
@@ -344,8 +364,16 @@ class WalkthroughScreen(Screen[None]):
     def _show_step(self, step_id: str) -> None:
         session = self.session
         step = session.runbook.step(step_id)
-        self.query_one(StepDetail).show(session, step, running=step_id == self.running_step)
-        if self._section_shown != step.section:
+        detail = self.query_one(StepDetail)
+        # Within a section the detail keeps the height it has: a shorter step leaves blank
+        # lines rather than pulling the section text up (every moved line is sent again,
+        # per key), but never so many that the section's title leaves the pane
+        same_section = self._section_shown == step.section
+        room = self.query_one("#walk-detail-pane").size.height - SECTION_ROOM
+        hold = min(detail.outer_size.height, room)
+        detail.styles.min_height = hold if same_section and hold > 0 else None
+        detail.show(session, step, running=step_id == self.running_step)
+        if not same_section:
             self._section_shown = step.section
             section = session.runbook.sections[step.section]
             self.query_one("#walk-section-title", Static).update(
@@ -466,6 +494,7 @@ class WalkthroughScreen(Screen[None]):
 
     def on_resize(self) -> None:
         fit_footer(self)
+        self.query_one(StepDetail).styles.min_height = None  # wrapped again at the new width
 
     def action_next_failed(self) -> None:
         self._jump_failed(forward=True)
@@ -561,7 +590,13 @@ class WalkthroughScreen(Screen[None]):
         return True
 
     def action_break_glass(self) -> None:
+        from opsconsole.session import GLASS_REFUSED
+
         session = self.session
+        if not session.glass:
+            self.notify(GLASS_REFUSED[0].upper() + GLASS_REFUSED[1:] + ".",
+                        title="Still read-only", severity="warning", markup=False)
+            return
         if session.break_glass_left() is not None:
             self.notify("The glass is already broken; the banner shows the time left.",
                         markup=False)
@@ -582,13 +617,21 @@ class WalkthroughScreen(Screen[None]):
             return
         self._log(f"Break-glass until {expires}: steps that change something run. "
                   f"Reason: {reason}")
+        self.app.remember_glass(  # type: ignore[attr-defined]
+            self.session.environment.name, minutes * 60, reason
+        )
+        self._start_glass_timer()
+
+    def _start_glass_timer(self) -> None:
         self._tick_glass()
-        self._glass_timer = self.set_interval(1, self._tick_glass)
+        if self._glass_timer is None:
+            self._glass_timer = self.set_interval(1, self._tick_glass)
 
     def _tick_glass(self) -> None:
         """The banner's countdown; when it runs out the console is read-only again."""
         banner = self.query_one(EnvironmentBanner)
         left = self.session.break_glass_left()
+        self._mark_read_only()
         if left is None:
             banner.break_glass = ""
             banner.read_only = True
@@ -774,6 +817,7 @@ class WalkthroughScreen(Screen[None]):
         self.query_one(EnvironmentBanner).read_only = (
             self.session.read_only or self.session.mutations_blocked() is not None
         )
+        self._mark_read_only()
         self._refresh_step(message.step_id)
 
     @on(StepFinished)

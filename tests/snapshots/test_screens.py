@@ -318,6 +318,7 @@ async def open_walkthrough(pilot: Pilot[object], run_id: str) -> None:
     session = open_session(
         runbook, app.environment, home, resume=run,
         mutations_off=read_only_reason(app.environment, app.settings.read_only),
+        glass=not app.settings.read_only,  # as OpsConsoleApp.open_runbook
     )
     assert await session.start() == []
     await app.push_screen(WalkthroughScreen(session, app.settings))

@@ -233,7 +233,8 @@ async def test_read_only_shows_mutating_steps_but_runs_them_only_after_break_gla
     from screens.dialogs import BreakGlassDialog
 
     settings = make_settings(sandbox.config_path)
-    settings.read_only = True
+    # read_only = true in the config (a --read-only on the command line is never lifted)
+    settings.config.environments["sandbox"].read_only = True
     app = OpsConsoleApp(settings)
     async with app.run_test(size=(80, 24), notifications=True) as pilot:
         await settle(pilot)

@@ -106,3 +106,38 @@ async def test_moving_the_cursor_redraws_only_what_changed(
         # only the pieces whose text differs: the head (title, id, line) and the command
         assert set(updated) <= {"step-head", "step-block-0"}, updated
         assert "step-outcome" not in updated and "step-block-title-0" not in updated
+
+
+async def test_a_shorter_step_in_the_same_section_does_not_move_the_section_text(
+    tmp_path: Path, make_settings
+) -> None:
+    """Every line that moves is sent again: within a section the detail keeps the height of
+    the tallest step shown, so the section text below stays where it is; a new section
+    (or a new terminal size) starts again at the detail's own height."""
+    runbook = tmp_path / "budget.md"
+    runbook.write_text(RUNBOOK + "\n## Later\n\nMore words.\n\n```ops command\nid: later\n"
+                       "title: A later step\nrun: echo later\nmutating: false\n```\n")
+    config = tmp_path / "config.toml"
+    config.write_text('default_environment = "test"\n[environments.test]\ndescription = "t"\n')
+    app = OpsConsoleApp(make_settings(config, environment="test", runbook_paths=[runbook]))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, WalkthroughScreen)
+        detail = screen.query_one(StepDetail)
+        title = screen.query_one("#walk-section-title", Static)
+        tall_height, title_y = detail.outer_size.height, title.region.y
+        await pilot.press("down")  # tall -> short: five command lines fewer
+        await pilot.pause()
+        assert screen.selected_step is not None and screen.selected_step.id == "short"
+        assert "echo hi" in str(screen.query_one("#step-block-0", Static).visual)
+        assert detail.outer_size.height == tall_height
+        assert title.region.y == title_y, "the section text moved up"
+
+        await pilot.press("down", "down")  # into the next section: its own height again
+        await pilot.pause()
+        assert screen.selected_step is not None and screen.selected_step.id == "later"
+        assert detail.outer_size.height < tall_height
+        assert title.region.y < title_y

@@ -76,3 +76,47 @@ def test_a_new_size_and_a_reset_send_everything_again() -> None:
     assert "hello" in written(mirror.diff(frame, 10, 4))  # resized: the terminal may differ
     mirror.reset()
     assert "hello" in written(mirror.diff(frame, 10, 4))
+
+
+def sgr(text: str) -> list[str]:
+    import re
+
+    return re.findall(r"\x1b\[[0-9;]*m", text)
+
+
+def test_a_style_is_sent_once_per_change_and_reset_once_at_the_end() -> None:
+    mirror = TerminalMirror()
+    red = Style(color="red", bgcolor="black")
+    frame = full(
+        [Segment("ab", PLAIN), Segment("cd", BOLD), Segment("ef", PLAIN)],
+        [Segment("gh", PLAIN), Segment("ij", red)],
+        [],
+    )
+    out = written(mirror.diff(frame, 10, 3))
+    codes = sgr(out)
+    # Rich writes "ESC[..m text ESC[0m" per segment: here one code per change of pen
+    assert codes.count("\x1b[0m") == 1 and out.endswith("\x1b[0m"), codes
+    assert "\x1b[1m" in codes  # bold added: only the attribute, not the colours again
+    assert "\x1b[0;37;40m" in codes  # bold taken away: reset and the whole pen
+    assert "\x1b[31m" in codes  # only the foreground changed
+    # the padding cells of each row keep the pen they already have
+    assert out.count("\x1b[37;40m") == 1, codes
+
+
+def test_blanks_keep_the_terminals_pen_when_they_look_the_same() -> None:
+    mirror = TerminalMirror()
+    other_fg = Style(color="red", bgcolor="black")
+    mirror.diff(full([Segment("x" * 10, PLAIN)], [], []), 10, 3)
+    out = written(mirror.diff(chop(0, 0, [Segment("ab", BOLD), Segment("   ", other_fg)]), 10, 3))
+    assert sgr(out) == ["\x1b[1;37;40m", "\x1b[0m"], sgr(out)  # the blanks: no new pen
+    # a blank whose foreground does not show is not a change either
+    assert mirror.diff(chop(0, 2, [Segment("   ", PLAIN)]), 10, 3) is None
+    # but a new background is, and so is an underline (it shows on a blank)
+    blue = Style(color="white", bgcolor="blue")
+    assert sgr(written(mirror.diff(chop(0, 2, [Segment(" ", blue)]), 10, 3)))[0].endswith(
+        ";44m"
+    )
+    underlined = Style(color="white", bgcolor="blue", underline=True)
+    assert sgr(written(mirror.diff(chop(0, 2, [Segment(" ", underlined)]), 10, 3)))[0] == (
+        "\x1b[4;37;44m"
+    )
