@@ -379,7 +379,7 @@ def walk_trial(ssh: list[str] | None, no_color: bool) -> dict[str, object]:
                     mark = len(terminal.seen)
                     total += terminal.key(b"s", quiet=0.3)
                     keys += 1
-                    if b"Reason for skipping" in ANSI.sub(b"", bytes(terminal.seen[mark:])):
+                    if b"The reason is required" in ANSI.sub(b"", bytes(terminal.seen[mark:])):
                         break
                 else:
                     raise SystemExit(f"no skip dialog for {step_id}")
