@@ -152,6 +152,15 @@ class ConsoleOperator:
 __all__ = ["WalkthroughScreen"]
 
 
+class DetailPane(VerticalScroll):
+    """The step detail above its section's prose. When the pane changes size (the
+    terminal, the split, the running line below it) the detail's held height is let go:
+    it was measured for the old size and could push the section's title out of view."""
+
+    def on_resize(self) -> None:
+        self.query_one(StepDetail).styles.min_height = None
+
+
 class WalkthroughScreen(Screen[None]):
     """Sections and steps on the left, the selected step and its section on the right."""
 
@@ -247,7 +256,7 @@ class WalkthroughScreen(Screen[None]):
                 yield StepList(session.runbook, statuses, id="walk-steps")
                 if has_plain_blocks(session):
                     yield ShellVariablesPane(id="walk-shell", markup=False)
-            with VerticalScroll(id="walk-detail-pane"):
+            with DetailPane(id="walk-detail-pane"):
                 yield StepDetail(id="walk-step-detail")
                 yield Static(id="walk-section-title", markup=False)
                 yield Markdown(id="walk-section-prose")
@@ -494,7 +503,6 @@ class WalkthroughScreen(Screen[None]):
 
     def on_resize(self) -> None:
         fit_footer(self)
-        self.query_one(StepDetail).styles.min_height = None  # wrapped again at the new width
 
     def action_next_failed(self) -> None:
         self._jump_failed(forward=True)
