@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -15,43 +14,19 @@ import pytest
 from opsconsole.config import Environment
 from opsconsole.loader import load_runbook
 from opsconsole.model import Step
-from opsconsole.operator import ApprovePlan, EnterText, Event, Note, OutputLine, Question, Reply
+from opsconsole.operator import ApprovePlan, EnterText, Note, OutputLine, Question, Reply
 from opsconsole.process import LINE_CONTINUES
 from opsconsole.run import RunStore, StepStatus
 from opsconsole.session import open_session
+from tests.integration.test_shell_session import Scripted as ScriptedOperator
+from tests.integration.test_shell_session import output_of, write_runbook
 
 
-def write_runbook(folder: Path, body: str, name: str = "plain.md") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body), encoding="utf-8")
-    return path
-
-
-class Scripted:
-    """Approves every command; answers placeholders from ``values``; keeps every event."""
-
-    def __init__(self, values: dict[str, str] | None = None) -> None:
-        self.values = values or {}
-        self.asked: list[tuple[str, Question]] = []
-        self.events: list[tuple[str, Event]] = []
-
-    async def ask(self, step: Step, question: Question) -> Reply:
-        self.asked.append((step.id, question))
-        if isinstance(question, EnterText):
-            return Reply(self.values[question.name])
-        assert isinstance(question, ApprovePlan)
-        return Reply("yes")
-
-    def event(self, step: Step, event: Event) -> None:
-        self.events.append((step.id, event))
+class Scripted(ScriptedOperator):
+    """The shell-session tests' operator, with the lines it was shown."""
 
     def lines(self) -> list[str]:
         return [e.text for _, e in self.events if isinstance(e, OutputLine | Note)]
-
-
-def output_of(session: Any, step_id: str) -> str:
-    result = session.result(step_id)
-    return next(a.text for a in result.artifacts if a.type == "output")
 
 
 SETS_AND_PRINTS = """\

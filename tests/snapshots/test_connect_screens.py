@@ -6,7 +6,6 @@ connected step is a saved run of the bundled Discogs collection runbook."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +13,12 @@ import pytest
 from textual.pilot import Pilot
 
 from opsconsole.artifacts import RequestArtifact, ResponseArtifact, StatesArtifact
-from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
-from opsconsole.loader import load_runbook
+from opsconsole.config import ConsoleSettings
 from opsconsole.operator import ApproveInBrowser, StateChange
-from opsconsole.run import Assertion, Run, RunStore, StepResult, StepStatus
+from opsconsole.run import Assertion, StepResult, StepStatus
 from screens import OpsConsoleApp
-from tests.snapshots.test_screens import SIZES, STARTED, at, open_walkthrough, steady_cursors
+from tests.snapshots.bundled import bundled_settings, bundled_workdir, save_bundled_run
+from tests.snapshots.test_screens import SIZES, at, open_walkthrough, steady_cursors
 from tests.ui.pilot_support import settle
 
 DISCOGS = "discogs-collection.md"
@@ -43,40 +42,20 @@ discogs_user = "bordesak"
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("OPSCONSOLE_SECRET_DISCOGS_INTERNAL_TOKEN", "snapshot-internal-0000")
-    monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
-    (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
-    shutil.copytree(bundled_runbooks_dir(), tmp_path / "runbooks")
-    return tmp_path
+    return bundled_workdir(
+        tmp_path,
+        monkeypatch,
+        CONFIG,
+        {"discogs_internal_token": "snapshot-internal-0000"},
+    )
 
 
 def settings(workdir: Path) -> ConsoleSettings:
-    return ConsoleSettings(
-        config=load_config(workdir / "config.toml"),
-        home=workdir / "state",
-        runbook_paths=[Path("runbooks") / DISCOGS],
-        environment=None,
-        evidence_dir=workdir / "evidence",
-    )
+    return bundled_settings(workdir, DISCOGS)
 
 
 def save_run(workdir: Path, results: list[StepResult]) -> None:
-    runbook = load_runbook(workdir / "runbooks" / DISCOGS)
-    run = Run(
-        id=RUN_ID,
-        runbook_path=str(Path("runbooks") / DISCOGS),
-        runbook_id=runbook.id,
-        runbook_title=runbook.title,
-        runbook_digest=runbook.digest,
-        environment="staging",
-        started_at=STARTED,
-        updated_at=STARTED,
-        cursor=STEP,
-        results={result.step_id: result for result in results},
-    )
-    RunStore(workdir / "state").save(run)
+    save_bundled_run(workdir, DISCOGS, RUN_ID, STEP, results)
 
 
 def open_run(then: Callable[[Pilot[object]], object] | None = None):

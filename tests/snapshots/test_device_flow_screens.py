@@ -6,7 +6,6 @@ walkthroughs are saved runs of the bundled broker runbook with fixed results.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,12 +13,12 @@ import pytest
 from textual.pilot import Pilot
 
 from opsconsole.artifacts import KeyValuesArtifact, RequestArtifact, ResponseArtifact
-from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
-from opsconsole.loader import load_runbook
+from opsconsole.config import ConsoleSettings
 from opsconsole.operator import ApproveInBrowser, Countdown, Progress
-from opsconsole.run import Assertion, Run, RunStore, StepResult, StepStatus
+from opsconsole.run import Assertion, StepResult, StepStatus
 from screens import OpsConsoleApp
-from tests.snapshots.test_screens import SIZES, STARTED, at, open_walkthrough, steady_cursors
+from tests.snapshots.bundled import bundled_settings, bundled_workdir, save_bundled_run
+from tests.snapshots.test_screens import SIZES, at, open_walkthrough, steady_cursors
 from tests.ui.pilot_support import settle
 
 BROKER = "discogs-broker.md"
@@ -45,40 +44,20 @@ broker_url = "https://broker.example.workers.dev"
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("OPSCONSOLE_SECRET_BROKER_CLIENT_TOKEN", "snapshot-broker-token-0000")
-    monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
-    (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
-    shutil.copytree(bundled_runbooks_dir(), tmp_path / "runbooks")
-    return tmp_path
+    return bundled_workdir(
+        tmp_path,
+        monkeypatch,
+        CONFIG,
+        {"broker_client_token": "snapshot-broker-token-0000"},
+    )
 
 
 def settings(workdir: Path) -> ConsoleSettings:
-    return ConsoleSettings(
-        config=load_config(workdir / "config.toml"),
-        home=workdir / "state",
-        runbook_paths=[Path("runbooks") / BROKER],
-        environment=None,
-        evidence_dir=workdir / "evidence",
-    )
+    return bundled_settings(workdir, BROKER)
 
 
 def broker_run(workdir: Path, results: list[StepResult], cursor: str) -> None:
-    runbook = load_runbook(workdir / "runbooks" / BROKER)
-    run = Run(
-        id=RUN_ID,
-        runbook_path=str(Path("runbooks") / BROKER),
-        runbook_id=runbook.id,
-        runbook_title=runbook.title,
-        runbook_digest=runbook.digest,
-        environment="staging",
-        started_at=STARTED,
-        updated_at=STARTED,
-        cursor=cursor,
-        results={result.step_id: result for result in results},
-    )
-    RunStore(workdir / "state").save(run)
+    save_bundled_run(workdir, BROKER, RUN_ID, cursor, results)
 
 
 def facts(polls: int, *extra: tuple[str, str]) -> KeyValuesArtifact:

@@ -7,7 +7,6 @@ and the refusals are what :func:`check_redirect` says about fixed pastes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -15,12 +14,12 @@ import pytest
 from textual.pilot import Pilot
 
 from opsconsole.artifacts import KeyValuesArtifact, RequestArtifact, ResponseArtifact
-from opsconsole.config import ConsoleSettings, bundled_runbooks_dir, load_config
-from opsconsole.loader import load_runbook
-from opsconsole.run import Assertion, Run, RunStore, StepResult, StepStatus
+from opsconsole.config import ConsoleSettings
+from opsconsole.run import Assertion, StepResult, StepStatus
 from opsconsole.steps.callback import check_redirect, paste_question, refusal
 from screens import OpsConsoleApp
-from tests.snapshots.test_screens import SIZES, STARTED, at, open_walkthrough, steady_cursors
+from tests.snapshots.bundled import bundled_settings, bundled_workdir, save_bundled_run
+from tests.snapshots.test_screens import SIZES, at, open_walkthrough, steady_cursors
 from tests.ui.pilot_support import settle
 
 HDM = "harmony-download-manager.md"
@@ -51,41 +50,23 @@ hdm_selfcheck_cmd = "docker exec harmony python -m app.ops.selfcheck --assert-st
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("OPSCONSOLE_SECRET_HDM_API_KEY", "snapshot-hdm-api-key-0000")
-    monkeypatch.setenv("OPSCONSOLE_SECRET_HDM_SPOTIFY_CLIENT_SECRET", "snapshot-client-0000")
-    monkeypatch.delenv("OPSCONSOLE_CONFIG", raising=False)
-    (tmp_path / "config.toml").write_text(CONFIG, encoding="utf-8")
-    shutil.copytree(bundled_runbooks_dir(), tmp_path / "runbooks")
-    return tmp_path
+    return bundled_workdir(
+        tmp_path,
+        monkeypatch,
+        CONFIG,
+        {
+            "hdm_api_key": "snapshot-hdm-api-key-0000",
+            "hdm_spotify_client_secret": "snapshot-client-0000",
+        },
+    )
 
 
 def settings(workdir: Path) -> ConsoleSettings:
-    return ConsoleSettings(
-        config=load_config(workdir / "config.toml"),
-        home=workdir / "state",
-        runbook_paths=[Path("runbooks") / HDM],
-        environment=None,
-        evidence_dir=workdir / "evidence",
-    )
+    return bundled_settings(workdir, HDM)
 
 
 def hdm_run(workdir: Path, results: list[StepResult]) -> None:
-    runbook = load_runbook(workdir / "runbooks" / HDM)
-    run = Run(
-        id=RUN_ID,
-        runbook_path=str(Path("runbooks") / HDM),
-        runbook_id=runbook.id,
-        runbook_title=runbook.title,
-        runbook_digest=runbook.digest,
-        environment="staging",
-        started_at=STARTED,
-        updated_at=STARTED,
-        cursor=STEP,
-        results={result.step_id: result for result in results},
-    )
-    RunStore(workdir / "state").save(run)
+    save_bundled_run(workdir, HDM, RUN_ID, STEP, results)
 
 
 def json_response(document: dict[str, object], status: int = 200,
